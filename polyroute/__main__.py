@@ -1,0 +1,3 @@
+from polyroute.cli import main
+
+raise SystemExit(main())

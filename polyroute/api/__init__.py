@@ -1,0 +1,1 @@
+"""The HTTP edge: OpenAI-compatible endpoints, auth, request validation, error mapping."""

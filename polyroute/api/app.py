@@ -1,0 +1,59 @@
+"""The aiohttp application: routes, start-up and shutdown of the Gateway.
+
+aiohttp serves the edge because the bench harness measured its server + client as the
+cheapest Python hop on this machine kind; handlers catch their own errors (no middleware
+layer), which keeps the per-request path to one function call deep.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from polyroute.api import info
+from polyroute.api.keys import GATEWAY
+from polyroute.api.proxy import proxy_handler
+from polyroute.gateway import Gateway
+from polyroute.kinds import EndpointKind
+
+PROXIED = {
+    "/v1/chat/completions": EndpointKind.CHAT,
+    "/v1/completions": EndpointKind.COMPLETION,
+    "/v1/embeddings": EndpointKind.EMBEDDING,
+    "/v1/images/generations": EndpointKind.IMAGE,
+}
+
+
+def create_app(gateway: Gateway) -> web.Application:
+    """The HTTP app serving `gateway`; start-up opens upstream pools, cleanup closes them."""
+    app = web.Application(client_max_size=gateway.config.server.max_body_bytes)
+    app[GATEWAY] = gateway
+    for path, kind in PROXIED.items():
+        app.router.add_post(path, proxy_handler(kind))
+        app.router.add_route("*", path, info.method_not_allowed)
+    for path, handler in (("/v1/route", info.dry_run_route),):
+        app.router.add_post(path, handler)
+        app.router.add_route("*", path, info.method_not_allowed)
+    for path, get_handler in (
+        ("/v1/models", info.list_models),
+        ("/healthz", info.healthz),
+        ("/readyz", info.readyz),
+    ):
+        app.router.add_get(path, get_handler)
+        app.router.add_route("*", path, info.method_not_allowed)
+    app.router.add_route("*", "/{tail:.*}", info.not_found)
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_stop_ready)
+    app.on_cleanup.append(_close)
+    return app
+
+
+async def _start(app: web.Application) -> None:
+    await app[GATEWAY].start()
+
+
+async def _stop_ready(app: web.Application) -> None:
+    app[GATEWAY].ready = False
+
+
+async def _close(app: web.Application) -> None:
+    await app[GATEWAY].aclose()

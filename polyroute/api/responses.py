@@ -1,0 +1,60 @@
+"""Building responses: JSON bodies, decision headers, and errors in the OpenAI shape."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from polyroute.errors import GatewayError
+from polyroute.routing.decision import Decision
+
+log = logging.getLogger("polyroute.api")
+JSON = "application/json"
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+def decision_headers(
+    request_id: str, decision: Decision, deployment: str, attempts: int
+) -> dict[str, str]:
+    """The short form of a decision every proxied response carries."""
+    return {
+        "x-request-id": request_id,
+        "x-polyroute-route": decision.route,
+        "x-polyroute-deployment": deployment,
+        "x-polyroute-strategy": decision.strategy,
+        "x-polyroute-attempts": str(attempts),
+    }
+
+
+def json_response(
+    data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type=JSON, headers=headers)
+
+
+def error_response(
+    error: GatewayError, request_id: str, decision: Decision | None = None
+) -> web.Response:
+    """The OpenAI error body for `error`, with the request id and any decision headers."""
+    headers = {"x-request-id": request_id}
+    if decision is not None:
+        headers["x-polyroute-route"] = decision.route
+        headers["x-polyroute-strategy"] = decision.strategy
+    headers.update(error.headers)
+    if error.should_retry is not None:
+        headers["x-should-retry"] = "true" if error.should_retry else "false"
+    return json_response(error.body(), status=error.status, headers=headers)
+
+
+def internal_error(request_id: str) -> web.Response:
+    """For bugs: logged with the traceback server-side, a plain message to the client."""
+    log.exception("unhandled error in request %s", request_id)
+    error = GatewayError(f"internal gateway error (request id {request_id})")
+    return error_response(error, request_id)

@@ -1,0 +1,47 @@
+"""Deployment: the runtime view of one configured upstream model, shared by router and executor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from polyroute.config.schema import DeploymentConfig, PriceConfig
+from polyroute.kinds import EndpointKind
+from polyroute.providers.base import Timeouts
+
+
+@dataclass(eq=False, slots=True)
+class Deployment:
+    """A configured upstream, as routing sees it (the executor holds its Provider).
+
+    Precomputes what the hot path needs (kinds as a frozenset, timeouts as one object) so
+    nothing per request re-reads the config. Routing never needs a connection, which is why
+    `polyroute route` and `polyroute check` can build the whole policy graph offline.
+    """
+
+    name: str
+    upstream_model: str
+    kinds: frozenset[EndpointKind]
+    weight: float
+    price: PriceConfig
+    context_window: int | None
+    timeouts: Timeouts
+    config: DeploymentConfig = field(repr=False)
+
+    @classmethod
+    def from_config(cls, config: DeploymentConfig) -> Deployment:
+        t = config.timeouts
+        return cls(
+            name=config.name,
+            upstream_model=config.upstream_model,
+            kinds=frozenset(config.kinds),
+            weight=config.weight,
+            price=config.price,
+            context_window=config.context_window,
+            timeouts=Timeouts(
+                connect=t.connect, first_byte=t.first_byte, idle=t.idle, total=t.total
+            ),
+            config=config,
+        )
+
+    def serves(self, kind: EndpointKind) -> bool:
+        return kind in self.kinds

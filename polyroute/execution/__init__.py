@@ -1,0 +1,1 @@
+"""Execution: running a Decision's plan against upstreams."""

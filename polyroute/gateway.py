@@ -1,0 +1,78 @@
+"""Gateway: the composition root that wires config -> router, executor, key store.
+
+One object per process; the HTTP app (polyroute.api.app) and the CLI's offline commands
+(`route`, `check`) both start here, so they always agree on what a config means.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from polyroute.api.auth import KeyStore
+from polyroute.config import GatewayConfig, load_config
+from polyroute.execution.executor import Executor
+from polyroute.providers.base import Provider
+from polyroute.providers.registry import build_provider
+from polyroute.registry import RegistryError
+from polyroute.routing.build import build_router
+from polyroute.routing.router import Router
+
+log = logging.getLogger("polyroute")
+
+
+class Gateway:
+    """Everything a request needs, built once from a config."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        router: Router,
+        executor: Executor,
+        keys: KeyStore,
+    ) -> None:
+        self.config = config
+        self.router = router
+        self.executor = executor
+        self.keys = keys
+        self.ready = False
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig) -> Gateway:
+        """Build routing and providers; raises ConfigError for anything unusable."""
+        router = build_router(config)
+        providers = build_providers(config)
+        return cls(config, router, Executor(providers), KeyStore(config.keys))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Gateway:
+        return cls.from_config(load_config(path))
+
+    async def start(self) -> None:
+        """Open upstream pools before reporting ready."""
+        for provider in self.executor.providers.values():
+            start = getattr(provider, "start", None)
+            if start is not None:
+                await start()
+        self.ready = True
+
+    async def aclose(self) -> None:
+        self.ready = False
+        await self.executor.aclose()
+
+
+def build_providers(config: GatewayConfig) -> dict[str, Provider]:
+    from polyroute.config.errors import ConfigProblem
+
+    providers: dict[str, Provider] = {}
+    problems: list[ConfigProblem] = []
+    for index, deployment in enumerate(config.models):
+        try:
+            providers[deployment.name] = build_provider(
+                deployment, max_response_bytes=config.server.max_response_bytes
+            )
+        except (RegistryError, ValueError) as exc:
+            problems.append(ConfigProblem(("models", index, "provider"), str(exc)))
+    if problems:
+        raise config.error(problems)
+    return providers

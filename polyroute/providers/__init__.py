@@ -1,0 +1,1 @@
+"""Adapters between the OpenAI wire format and upstream model servers."""

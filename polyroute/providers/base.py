@@ -1,0 +1,106 @@
+"""The provider seam: one narrow async method between the executor and an upstream.
+
+Like httpx's transports, a provider only moves one request to one upstream and hands back
+the response once its status and headers are known. Routing, retries, fallbacks, metrics
+and auth all live above it, so every provider (OpenAI-compatible HTTP, the in-process
+simulator, a test double) is interchangeable.
+
+Failures are raised as :mod:`polyroute.errors` ``Upstream*`` exceptions; an HTTP error
+status is *not* raised: the response is returned and the executor decides what it means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from polyroute.kinds import EndpointKind
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-attempt time limits in seconds (None = no limit for that phase).
+
+    connect: opening the TCP connection; first_byte: from sending the request to the
+    response headers; idle: between two chunks of the body; total: the whole attempt.
+    """
+
+    connect: float | None = 5.0
+    first_byte: float | None = 60.0
+    idle: float | None = 60.0
+    total: float | None = 600.0
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    """One attempt against one deployment. `body` already carries the upstream model id."""
+
+    kind: EndpointKind
+    body: dict[str, Any]
+    stream: bool
+    request_id: str
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+@runtime_checkable
+class UpstreamResponse(Protocol):
+    """A response whose status and headers have arrived; the body is read or iterated once."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    async def read(self) -> bytes:
+        """The whole body (raises UpstreamTimeout / UpstreamBadResponse on failure)."""
+        ...
+
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        """Body chunks as they arrive, for streaming; each chunk is forwarded unchanged."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the connection (returned to the pool, or closed if the body is unread)."""
+        ...
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Sends one request to one upstream deployment."""
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        """Send `request` and return once the response headers are in."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close pooled connections; called once at shutdown."""
+        ...
+
+
+@dataclass(slots=True)
+class BufferedResponse:
+    """An UpstreamResponse whose body is already in memory (in-process providers, errors)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = b""
+    chunks: AsyncIterator[bytes] | None = None
+
+    async def read(self) -> bytes:
+        if self.chunks is None:
+            return self.body
+        parts = [chunk async for chunk in self.chunks]
+        return b"".join(parts)
+
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        if self.chunks is not None:
+            return self.chunks
+        return _single(self.body)
+
+    async def aclose(self) -> None:
+        if self.chunks is not None and hasattr(self.chunks, "aclose"):
+            await self.chunks.aclose()
+
+
+async def _single(body: bytes) -> AsyncIterator[bytes]:
+    if body:
+        yield body

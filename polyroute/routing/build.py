@@ -1,0 +1,153 @@
+"""Build the router from a config: resolve strategy and filter names, validate their options,
+link target names to deployments or other routes, and reject cycles. All at load time, so a
+bad policy fails `polyroute check` with the field and line, never a request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from polyroute.config.errors import ConfigProblem
+from polyroute.config.schema import GatewayConfig, RouteConfig
+from polyroute.deployment import Deployment
+from polyroute.registry import RegistryError
+from polyroute.routing.filters import DEFAULT_FILTERS, FILTERS, Filter
+from polyroute.routing.policy import Policy
+from polyroute.routing.router import Router
+from polyroute.routing.strategies.base import STRATEGIES, Strategy
+from polyroute.routing.strategies.single import SingleOptions, SingleStrategy
+from polyroute.routing.target import Target
+
+Path_ = tuple[str | int, ...]
+
+
+class _Invalid(Exception):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+
+
+def build_router(config: GatewayConfig) -> Router:
+    """The Router for `config`; raises ConfigError naming each bad field."""
+    builder = _Builder(config)
+    return builder.build()
+
+
+class _Builder:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.deployments = {d.name: Deployment.from_config(d) for d in config.models}
+        self.policies = {name: Policy(name) for name in config.routes}
+        self.state: dict[str, str] = {}  # route -> "building" | "built"
+        self.problems: list[ConfigProblem] = []
+
+    def build(self) -> Router:
+        for name in self.config.routes:
+            self._build_route(name)
+        if self.problems:
+            raise self.config.error(self.problems)
+        policies = dict(self.policies)
+        if self.config.server.expose_deployments:
+            for name, deployment in self.deployments.items():
+                policies[name] = _direct_policy(deployment)
+        return Router(
+            policies,
+            self.deployments,
+            default_route=self.config.default_route,
+            listed=tuple(policies),
+        )
+
+    def _build_route(self, name: str) -> None:
+        if self.state.get(name) == "built":
+            return
+        self.state[name] = "building"
+        route = self.config.routes[name]
+        base: Path_ = ("routes", name)
+        try:
+            strategy = self._strategy(route, base)
+            filters = self._filters(route, base)
+        except _Invalid as exc:
+            self.problems.extend(exc.problems)
+        else:
+            self.policies[name].bind(strategy, filters)
+        self.state[name] = "built"
+
+    def _strategy(self, route: RouteConfig, base: Path_) -> Strategy:
+        try:
+            cls = STRATEGIES.resolve(route.strategy)
+        except RegistryError as exc:
+            raise _Invalid([ConfigProblem((*base, "strategy"), str(exc))]) from None
+        options_data: dict[str, Any] = route.strategy_options()
+        options_data.pop("filters", None)
+        try:
+            options = cls.Options.model_validate(options_data)
+        except ValidationError as exc:
+            raise _Invalid(
+                [
+                    ConfigProblem((*base, *error["loc"]), _message(error))
+                    for error in exc.errors(include_url=False, include_input=False)
+                ]
+            ) from None
+        unresolved: list[ConfigProblem] = []
+
+        def resolve(target: str, path: Path_) -> Target:
+            found = self._resolve(target, (*base, *path), str(base[1]))
+            if found is None:
+                unresolved.append(
+                    ConfigProblem((*base, *path), f"{target!r} is neither a deployment nor a route")
+                )
+                return _Unresolved(target)
+            return found
+
+        strategy = cls(options, resolve)
+        if unresolved:
+            raise _Invalid(unresolved)
+        return strategy
+
+    def _resolve(self, target: str, path: Path_, current: str) -> Target | None:
+        if target in self.deployments:
+            return self.deployments[target]
+        if target not in self.policies:
+            return None
+        if target == current or self.state.get(target) == "building":
+            self.problems.append(ConfigProblem(path, f"route cycle through {target!r}"))
+            return self.policies[target]
+        self._build_route(target)
+        return self.policies[target]
+
+    def _filters(self, route: RouteConfig, base: Path_) -> list[Filter]:
+        names = route.strategy_options().get("filters", list(DEFAULT_FILTERS))
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise _Invalid([ConfigProblem((*base, "filters"), "must be a list of filter names")])
+        filters: list[Filter] = []
+        for index, name in enumerate(names):
+            try:
+                filters.append(FILTERS.resolve(name)())
+            except RegistryError as exc:
+                raise _Invalid([ConfigProblem((*base, "filters", index), str(exc))]) from None
+        return filters
+
+
+class _Unresolved:
+    """Placeholder so a strategy's constructor can finish while problems are collected."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.kinds: frozenset[Any] = frozenset()
+        self.context_window: int | None = None
+        self.weight = 1.0
+
+
+def _direct_policy(deployment: Deployment) -> Policy:
+    """Clients may name a deployment itself as `model`: a one-target policy."""
+    policy = Policy(deployment.name)
+    strategy = SingleStrategy(SingleOptions(target=deployment.name), lambda _n, _p: deployment)
+    filters = [FILTERS.resolve(name)() for name in DEFAULT_FILTERS]
+    policy.bind(strategy, filters)
+    return policy
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown option for this strategy"
+    return str(error["msg"])

@@ -1,0 +1,59 @@
+"""Filters: remove targets that cannot serve a request, each with a reason for the explanation.
+
+A filter answers one question about one target; the policy runs its filters in order and
+keeps the first reason. Register new filters in FILTERS or name them by import path.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from polyroute.context import RequestContext
+from polyroute.registry import Registry
+from polyroute.routing.target import Target
+
+
+class Filter(ABC):
+    """Rejects a target for a request, or lets it through (returns None)."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def reject(self, ctx: RequestContext, target: Target) -> str | None:
+        """The reason `target` cannot serve `ctx`, or None if it can."""
+
+
+class CapabilityFilter(Filter):
+    """The target must serve the request's kind (chat, completion, embedding, image)."""
+
+    name = "capability"
+
+    def reject(self, ctx: RequestContext, target: Target) -> str | None:
+        if ctx.kind in target.kinds:
+            return None
+        return f"does not serve {ctx.kind.value} requests"
+
+
+class ContextWindowFilter(Filter):
+    """The request's estimated prompt tokens must fit the target's context window."""
+
+    name = "context_window"
+
+    def reject(self, ctx: RequestContext, target: Target) -> str | None:
+        window = target.context_window
+        if window is None or ctx.token_estimate <= window:
+            return None
+        return f"~{ctx.token_estimate} prompt tokens exceed its context window of {window}"
+
+
+FILTERS: Registry[type[Filter]] = Registry(
+    "filter",
+    {
+        "capability": "polyroute.routing.filters:CapabilityFilter",
+        "context_window": "polyroute.routing.filters:ContextWindowFilter",
+    },
+    accepts=lambda obj: isinstance(obj, type) and issubclass(obj, Filter),
+)
+
+DEFAULT_FILTERS: tuple[str, ...] = ("capability", "context_window")

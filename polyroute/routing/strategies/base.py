@@ -1,0 +1,70 @@
+"""The strategy seam: a strategy ranks the targets that survived the policy's filters.
+
+A strategy is built once at load from its options (its own pydantic model, so plug-ins
+validate their own config) and a `resolve` callable that turns target names into targets
+(deployments or sub-policies). Per request it only ranks; it never does I/O.
+
+To add one: subclass Strategy, give it `name` and `Options`, and register it in STRATEGIES
+(or name it in a config as ``"package.module:Class"``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from polyroute.context import RequestContext
+from polyroute.registry import Registry
+from polyroute.routing.target import Target
+
+Resolve = Callable[[str, tuple[str | int, ...]], Target]
+"""resolve(name, options_path) -> the deployment or route named; raises on unknown names."""
+
+
+class StrategyOptions(BaseModel):
+    """Base for strategy options: unknown keys are config errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(slots=True)
+class Ranking:
+    """The strategy's answer: targets best first, and the signals behind the order."""
+
+    targets: list[Target]
+    signals: dict[str, Any] = field(default_factory=dict)
+
+
+class Strategy(ABC):
+    """Orders a route's candidate targets for one request."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[StrategyOptions]]
+
+    @abstractmethod
+    def __init__(self, options: Any, resolve: Resolve) -> None:
+        """Build from validated options; resolve target names here, once."""
+
+    @property
+    @abstractmethod
+    def targets(self) -> Sequence[Target]:
+        """Every target this strategy may choose, in config order (filters run over these)."""
+
+    @abstractmethod
+    def rank(self, ctx: RequestContext, candidates: Sequence[Target]) -> Ranking:
+        """Order `candidates` (the filtered subset of `targets`) for `ctx`, best first."""
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry(
+    "strategy",
+    {
+        "weighted": "polyroute.routing.strategies.weighted:WeightedStrategy",
+        "by_type": "polyroute.routing.strategies.by_type:ByTypeStrategy",
+        "single": "polyroute.routing.strategies.single:SingleStrategy",
+    },
+    accepts=lambda obj: isinstance(obj, type) and issubclass(obj, Strategy),
+)
