@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from polyroute.config.schema import DeploymentConfig, PriceConfig
-from polyroute.kinds import EndpointKind
+from polyroute.kinds import TEXT_KINDS, EndpointKind
 from polyroute.providers.base import Timeouts
 
 
@@ -33,7 +33,7 @@ class Deployment:
         return cls(
             name=config.name,
             upstream_model=config.upstream_model,
-            kinds=frozenset(config.kinds),
+            kinds=served_kinds(config),
             weight=config.weight,
             price=config.price,
             context_window=config.context_window,
@@ -45,3 +45,14 @@ class Deployment:
 
     def serves(self, kind: EndpointKind) -> bool:
         return kind in self.kinds
+
+
+def served_kinds(config: DeploymentConfig) -> frozenset[EndpointKind]:
+    """The configured kinds; by default text, or what a simulator's profile serves."""
+    if config.kinds is not None:
+        return frozenset(config.kinds)
+    if config.provider == "simulator":
+        from polyroute.providers.simulated import simulator_profile
+
+        return frozenset(simulator_profile(config).kinds)
+    return TEXT_KINDS

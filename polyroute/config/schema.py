@@ -63,8 +63,8 @@ class DeploymentConfig(Strict):
     model: str | None = Field(None, description="upstream model id; defaults to `name`")
     api_key: SecretStr | None = Field(None, description="write it as ${ENV_VAR}")
     headers: dict[str, SecretStr] = Field(default_factory=dict, description="extra headers")
-    kinds: list[EndpointKind] = Field(
-        default_factory=lambda: [EndpointKind.CHAT, EndpointKind.COMPLETION]
+    kinds: list[EndpointKind] | None = Field(
+        None, description="default: chat + completion (a simulator: its profile's kinds)"
     )
     weight: float = Field(1.0, gt=0)
     price: PriceConfig = Field(default_factory=PriceConfig)
@@ -86,8 +86,8 @@ class DeploymentConfig(Strict):
 
     @field_validator("kinds")
     @classmethod
-    def _some_kind(cls, value: list[EndpointKind]) -> list[EndpointKind]:
-        if not value:
+    def _some_kind(cls, value: list[EndpointKind] | None) -> list[EndpointKind] | None:
+        if value is not None and not value:
             raise ValueError("a deployment must serve at least one kind")
         return value
 

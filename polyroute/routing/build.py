@@ -36,10 +36,15 @@ def build_router(config: GatewayConfig) -> Router:
 class _Builder:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.deployments = {d.name: Deployment.from_config(d) for d in config.models}
+        self.problems: list[ConfigProblem] = []
+        self.deployments: dict[str, Deployment] = {}
+        for index, deployment in enumerate(config.models):
+            try:
+                self.deployments[deployment.name] = Deployment.from_config(deployment)
+            except ValueError as exc:
+                self.problems.append(ConfigProblem(("models", index, "profile"), str(exc)))
         self.policies = {name: Policy(name) for name in config.routes}
         self.state: dict[str, str] = {}  # route -> "building" | "built"
-        self.problems: list[ConfigProblem] = []
 
     def build(self) -> Router:
         for name in self.config.routes:

@@ -150,3 +150,17 @@ def test_unreadable_file() -> None:
     """A missing file is a ConfigError naming the file."""
     with pytest.raises(ConfigError, match="cannot read file"):
         load_config("/nonexistent/polyroute.yaml")
+
+
+def test_simulator_deployment_takes_its_profiles_kinds() -> None:
+    """A simulator deployment without `kinds` serves what its profile serves."""
+    text = "models:\n  - {name: e, provider: simulator, profile: embed}\n"
+    gateway = Gateway.from_config(parse_config(text))
+    assert {k.value for k in gateway.router.deployments["e"].kinds} == {"embedding"}
+
+
+def test_bad_simulator_profile_is_a_config_error() -> None:
+    """An unknown built-in profile fails at load, naming the deployment's profile field."""
+    text = "models:\n  - {name: e, provider: simulator, profile: no-such-profile}\n"
+    with pytest.raises(ConfigError, match=r"<config>:2: models.0.profile"):
+        Gateway.from_config(parse_config(text))
