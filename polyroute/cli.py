@@ -20,6 +20,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. the port is taken
+        print(f"polyroute: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -41,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="simulated models + the gateway, ready to try")
     demo.add_argument("--port", type=int, default=4000, help="gateway port (default 4000)")
     demo.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    demo.add_argument("--key", help="require this API key (default: auth off, loopback only)")
+    demo.add_argument(
+        "--key", type=_api_key, help="require this API key (default: auth off, loopback only)"
+    )
     demo.set_defaults(func=_demo)
 
     simulate = commands.add_parser("simulate", help="run one simulated model server")
@@ -69,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("-c", "--config", required=True)
     check.set_defaults(func=_check)
     return parser
+
+
+def _api_key(value: str) -> str:
+    if len(value) < 8 or any(c.isspace() for c in value):
+        raise argparse.ArgumentTypeError("an API key needs 8+ characters and no spaces")
+    return value
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -14,6 +14,9 @@ from typing import Any
 from polyroute.kinds import EndpointKind
 
 _MESSAGE_OVERHEAD_TOKENS = 4
+PRIVATE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +41,13 @@ class RequestContext:
     """What the router knows about one request."""
 
     __slots__ = (
+        "_headers",
         "_last_user_text",
+        "_raw_headers",
         "_text",
         "_tokens",
         "body",
         "caller",
-        "headers",
         "kind",
         "model",
         "request_id",
@@ -66,10 +70,23 @@ class RequestContext:
         self.body = body
         self.stream = body.get("stream") is True
         self.caller = caller
-        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self._raw_headers = headers
         self._text: str | None = None
         self._last_user_text: str | None = None
         self._tokens: int | None = None
+        self._headers: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Request headers routing may read (lower-cased); credentials are never included."""
+        if self._headers is None:
+            raw = self._raw_headers or {}
+            self._headers = {
+                name.lower(): value
+                for name, value in raw.items()
+                if name.lower() not in PRIVATE_HEADERS
+            }
+        return self._headers
 
     @property
     def user(self) -> str | None:

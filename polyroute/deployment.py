@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from polyroute.config.schema import DeploymentConfig, PriceConfig
+from polyroute.config.schema import DeploymentConfig, PriceConfig, TimeoutConfig
 from polyroute.kinds import TEXT_KINDS, EndpointKind
 from polyroute.providers.base import Timeouts
 
@@ -25,11 +25,14 @@ class Deployment:
     price: PriceConfig
     context_window: int | None
     timeouts: Timeouts
+    secrets: tuple[str, ...]
     config: DeploymentConfig = field(repr=False)
 
     @classmethod
     def from_config(cls, config: DeploymentConfig) -> Deployment:
-        t = config.timeouts
+        secrets = [v.get_secret_value() for v in config.headers.values()]
+        if config.api_key is not None:
+            secrets.append(config.api_key.get_secret_value())
         return cls(
             name=config.name,
             upstream_model=config.upstream_model,
@@ -37,9 +40,8 @@ class Deployment:
             weight=config.weight,
             price=config.price,
             context_window=config.context_window,
-            timeouts=Timeouts(
-                connect=t.connect, first_byte=t.first_byte, idle=t.idle, total=t.total
-            ),
+            timeouts=timeouts_of(config.timeouts),
+            secrets=tuple(secret for secret in secrets if len(secret) >= 4),
             config=config,
         )
 
@@ -56,3 +58,9 @@ def served_kinds(config: DeploymentConfig) -> frozenset[EndpointKind]:
 
         return frozenset(simulator_profile(config).kinds)
     return TEXT_KINDS
+
+
+def timeouts_of(config: TimeoutConfig) -> Timeouts:
+    return Timeouts(
+        connect=config.connect, first_byte=config.first_byte, idle=config.idle, total=config.total
+    )

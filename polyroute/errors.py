@@ -180,7 +180,9 @@ class UpstreamStatusError(UpstreamError):
             self.status, self.error_type = upstream_status, upstream_type or "invalid_request_error"
         else:
             self.status, self.code = 502, self.code or "upstream_error"
-        self.retryable = upstream_status == 429 or upstream_status >= 500
+        # 429 and 5xx may pass; 3xx (a redirect polyroute does not follow) is a deployment
+        # problem another deployment may not have; other 4xx are the request's own fault
+        self.retryable = not 400 <= upstream_status < 500 or upstream_status == 429
 
 
 class NoDeploymentAvailable(UpstreamError):

@@ -7,11 +7,10 @@ the listener closes first, then in-flight requests get `shutdown_timeout` to fin
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -19,40 +18,9 @@ from aiohttp import web
 
 from polyroute.api.app import create_app
 from polyroute.gateway import Gateway
+from polyroute.runtime import run, wait_for_signal
 
 Announce = Callable[[str], None]
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where available: measurably less CPU per request than the default loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    loop = new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
-async def wait_for_signal() -> None:
-    """Return on SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 async def start_site(

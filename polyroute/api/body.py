@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from polyroute.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -30,6 +31,11 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(limit) from None
+    except RequestPayloadError:
+        raise InvalidRequest(
+            "the request body could not be read (bad Content-Encoding or chunking)",
+            code="invalid_body",
+        ) from None
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object", code="empty_body")
     try:

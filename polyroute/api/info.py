@@ -6,11 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from polyroute.api.body import read_json
+from polyroute.api.incoming import make_context, read_request
 from polyroute.api.keys import GATEWAY
 from polyroute.api.responses import error_response, internal_error, json_response, new_request_id
-from polyroute.api.validation import validate
-from polyroute.context import RequestContext
 from polyroute.errors import GatewayError, InvalidRequest, NotFound
 from polyroute.gateway import Gateway
 from polyroute.kinds import EndpointKind
@@ -54,19 +52,10 @@ async def dry_run_route(request: web.Request) -> web.Response:
     gateway: Gateway = request.app[GATEWAY]
     request_id = new_request_id()
     try:
-        caller = gateway.keys.authenticate(request.headers.get("authorization"))
-        body = await read_json(request, gateway.config.server.max_body_bytes)
+        caller, body = await read_request(request, gateway)
         kind = _kind_of(body)
         body = {k: v for k, v in body.items() if k != "endpoint"}
-        validate(kind, body)
-        ctx = RequestContext(
-            request_id=request_id,
-            kind=kind,
-            model=body.get("model") or "",
-            body=body,
-            caller=caller,
-            headers=request.headers,
-        )
+        ctx = make_context(request, kind, body, caller, request_id)
         decision = gateway.router.decide(ctx)
     except GatewayError as exc:
         return error_response(exc, request_id)

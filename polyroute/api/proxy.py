@@ -7,12 +7,13 @@ bytes are forwarded unchanged; only the `model` field sent upstream is rewritten
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from polyroute.api.body import read_json
+from polyroute.api.incoming import make_context, read_request
 from polyroute.api.keys import GATEWAY
 from polyroute.api.responses import (
     JSON,
@@ -21,15 +22,15 @@ from polyroute.api.responses import (
     internal_error,
     new_request_id,
 )
-from polyroute.api.sse import SSE_HEADERS, error_event
-from polyroute.api.validation import validate
+from polyroute.api.sse import SSE_HEADERS, ends_with_done, error_event
 from polyroute.context import RequestContext
-from polyroute.errors import GatewayError, UpstreamError
+from polyroute.errors import GatewayError, UpstreamBadResponse, UpstreamError
 from polyroute.gateway import Gateway
-from polyroute.kinds import TEXT_KINDS, EndpointKind
+from polyroute.kinds import EndpointKind
 from polyroute.routing.decision import Decision
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger("polyroute.api")
 
 
 def proxy_handler(kind: EndpointKind) -> Handler:
@@ -40,21 +41,12 @@ def proxy_handler(kind: EndpointKind) -> Handler:
         request_id = new_request_id()
         decision: Decision | None = None
         try:
-            caller = gateway.keys.authenticate(request.headers.get("authorization"))
-            body = await read_json(request, gateway.config.server.max_body_bytes)
-            validate(kind, body)
-            ctx = RequestContext(
-                request_id=request_id,
-                kind=kind,
-                model=body.get("model") or "",
-                body=body,
-                caller=caller,
-                headers=request.headers,
-            )
+            caller, body = await read_request(request, gateway)
+            ctx = make_context(request, kind, body, caller, request_id)
             decision = gateway.router.decide(ctx)
-            if ctx.stream and kind in TEXT_KINDS:
-                return await _stream(request, gateway, ctx, decision, body)
-            done = await gateway.executor.complete(ctx, decision, body)
+            if ctx.stream:
+                return await _stream(request, gateway, ctx, decision, ctx.body)
+            done = await gateway.executor.complete(ctx, decision, ctx.body)
             headers = decision_headers(request_id, decision, done.deployment.name, done.attempts)
             return web.Response(
                 body=done.body, status=done.status, content_type=JSON, headers=headers
@@ -83,16 +75,40 @@ async def _stream(
     response = web.StreamResponse(status=opened.status, headers=headers)
     try:
         await response.prepare(request)
-        await response.write(opened.first_chunk)
-        try:
-            async for chunk in opened.rest:
-                await response.write(chunk)
-        except UpstreamError as exc:
-            await response.write(error_event(exc))
-            return response
-        await response.write_eof()
+        await _forward(response, opened.first_chunk, opened.rest, opened.deployment.name)
     except ConnectionResetError:
         pass  # the client went away; closing the upstream below cancels its work
     finally:
         await opened.response.aclose()
     return response
+
+
+async def _forward(response: web.StreamResponse, first: bytes, rest: Any, deployment: str) -> None:
+    """Copy chunks as they come; end with an error event unless the stream ended properly.
+
+    Once the headers are out, an error can only be reported inside the stream: a cut or a
+    stream that stops without ``data: [DONE]`` gets the terminal error event, and so does a
+    bug of ours (logged), rather than a second HTTP response written into the body.
+    """
+    tail = first
+    try:
+        await response.write(first)
+        async for chunk in rest:
+            await response.write(chunk)
+            tail = chunk if len(chunk) >= 16 else tail[-16:] + chunk
+        if not ends_with_done(tail):
+            raise UpstreamBadResponse(
+                f"deployment {deployment}: the stream ended without [DONE]",
+                deployment=deployment,
+                code="stream_interrupted",
+            )
+    except UpstreamError as exc:
+        await response.write(error_event(exc))
+        return
+    except ConnectionResetError:
+        raise
+    except Exception:
+        log.exception("error while streaming from %s", deployment)
+        await response.write(error_event(GatewayError("internal gateway error while streaming")))
+        return
+    await response.write_eof()

@@ -24,3 +24,11 @@ def error_event(error: GatewayError) -> bytes:
     body = error.body()
     body["error"]["code"] = body["error"]["code"] or "stream_interrupted"
     return b"\n\ndata: " + orjson.dumps(body) + b"\n\n"
+
+
+_DONE = b"data: [DONE]"
+
+
+def ends_with_done(tail: bytes) -> bool:
+    """Whether the last bytes of a stream are its proper end, ``data: [DONE]``."""
+    return tail.rstrip().endswith(_DONE)

@@ -68,11 +68,10 @@ def _embedding(body: dict[str, Any]) -> None:
     data = body.get("input")
     if data is None:
         raise InvalidRequest("missing required parameter: 'input'", param="input")
-    if isinstance(data, str):
-        return
-    if not isinstance(data, list) or not data:
+    if not isinstance(data, str) and (not isinstance(data, list) or not data):
         raise _wrong("input", "a string or a non-empty array")
     _integer(body, "dimensions", 1, 65536)
+    _no_stream(body, "embeddings")
 
 
 def _image(body: dict[str, Any]) -> None:
@@ -84,6 +83,16 @@ def _image(body: dict[str, Any]) -> None:
     size = body.get("size")
     if size is not None and not isinstance(size, str):
         raise _wrong("size", "a string such as '1024x1024'")
+    _no_stream(body, "image generation")
+
+
+def _no_stream(body: dict[str, Any], what: str) -> None:
+    if body.get("stream") is True:
+        raise InvalidRequest(
+            f"streaming is not supported for {what}; omit `stream`",
+            param="stream",
+            code="unsupported_parameter",
+        )
 
 
 def _common(body: dict[str, Any]) -> None:

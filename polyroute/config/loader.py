@@ -30,6 +30,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> G
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, [ConfigProblem((), f"cannot read file: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        problem = ConfigProblem((), f"not UTF-8 text (byte {exc.start})")
+        raise ConfigError(source, [problem]) from exc
     return parse_config(text, source=source, environ=environ)
 
 

@@ -15,22 +15,16 @@ from typing import TYPE_CHECKING
 from polyroute.config import load_config
 from polyroute.config.schema import KeyConfig
 from polyroute.gateway import Gateway
-from polyroute.server import run, start_site, wait_for_signal
+from polyroute.runtime import run, wait_for_signal
+from polyroute.server import start_site
 
 if TYPE_CHECKING:
     from polyroute.providers.simulator.server import SimServer
 
 DEMO_CONFIG = Path(str(files("polyroute.demo") / "demo.yaml"))
 
-# deployment name -> (simulator profile, env var the demo config reads its port from)
-SIMULATED: dict[str, str] = {
-    "fast-chat": "fast-chat",
-    "smart-chat": "smart-chat",
-    "coder": "coder",
-    "flaky-chat": "flaky-chat",
-    "embed": "embed",
-    "image": "image",
-}
+# the demo config's deployments, each served by the built-in simulator profile of its name
+SIMULATED = ("fast-chat", "smart-chat", "coder", "flaky-chat", "embed", "image")
 
 
 def port_variable(deployment: str) -> str:
@@ -50,10 +44,9 @@ async def _demo(host: str, port: int, key: str | None) -> None:
 
     servers: list[SimServer] = []
     try:
-        for index, (deployment, profile) in enumerate(SIMULATED.items(), start=101):
-            server = await start_server(
-                load_profile(profile), "127.0.0.1", _free_or_any(port + index)
-            )
+        for index, deployment in enumerate(SIMULATED, start=101):
+            profile = load_profile(deployment)
+            server = await start_server(profile, "127.0.0.1", _free_or_any(port + index))
             os.environ[port_variable(deployment)] = str(server.port)
             servers.append(server)
         config = load_config(DEMO_CONFIG)
@@ -89,9 +82,9 @@ def _free_or_any(port: int) -> int:
 
 def _banner(host: str, port: int, servers: list[SimServer], key: str | None) -> str:
     base = f"http://{host}:{port}/v1"
-    api_key = key or "sk-anything"
+    api_key = "YOUR_KEY" if key else "sk-anything"
     auth = (
-        f"auth ON: send 'Authorization: Bearer {key}'"
+        "auth ON: send the key you gave with --key as 'Authorization: Bearer ...'"
         if key
         else "auth OFF (loopback demo: any key works; `polyroute demo --key sk-...` turns it on)"
     )

@@ -25,14 +25,14 @@ from polyroute.routing.decision import Decision
 
 @dataclass(slots=True)
 class Completed:
-    """A whole JSON answer: the raw bytes (forwarded unchanged) and their parsed form."""
+    """A whole JSON answer: the raw bytes (forwarded unchanged) and their parsed form
+    (parsed once: it proves the upstream sent JSON, and usage accounting reads it)."""
 
     deployment: Deployment
     attempts: int
     status: int
     body: bytes
     data: dict[str, Any]
-    headers: Mapping[str, str]
 
 
 @dataclass(slots=True)
@@ -65,12 +65,14 @@ class Executor:
                 payload = await response.read()
                 if response.status >= 300:
                     raise error_from_response(
-                        deployment.name, response.status, response.headers, payload
+                        deployment.name,
+                        response.status,
+                        response.headers,
+                        payload,
+                        deployment.secrets,
                     )
                 data = _parse_json(payload, deployment.name)
-                return Completed(
-                    deployment, attempt, response.status, payload, data, response.headers
-                )
+                return Completed(deployment, attempt, response.status, payload, data)
             except UpstreamError as exc:
                 last = _annotate(exc, deployment, attempt)
                 if not exc.retryable:
@@ -80,32 +82,29 @@ class Executor:
     async def stream(
         self, ctx: RequestContext, decision: Decision, body: dict[str, Any]
     ) -> Streaming:
-        """Streaming: the first deployment whose stream yields a first chunk."""
+        """Streaming: the first deployment whose SSE stream yields a first chunk.
+
+        The upstream response is closed on every way out except the hand-off, including
+        cancellation (the client went away), so its connection never lingers.
+        """
         last: UpstreamError | None = None
         for attempt, deployment in enumerate(decision.plan, start=1):
             response: UpstreamResponse | None = None
             try:
                 response = await self._send(ctx, deployment, body, stream=True)
-                if response.status >= 300:
-                    payload = await response.read()
-                    raise error_from_response(
-                        deployment.name, response.status, response.headers, payload
-                    )
-                chunks = aiter(response.iter_chunks())
-                first = await anext(chunks, b"")
-                if not first:
-                    raise UpstreamBadResponse(
-                        f"deployment {deployment.name}: empty stream", deployment=deployment.name
-                    )
-                return Streaming(
+                first, chunks = await _first_chunk(response, deployment)
+                opened = Streaming(
                     deployment, attempt, response.status, response.headers, first, chunks, response
                 )
+                response = None  # handed off: the caller closes it
+                return opened
             except UpstreamError as exc:
-                if response is not None:
-                    await response.aclose()
                 last = _annotate(exc, deployment, attempt)
                 if not exc.retryable:
                     raise last from None
+            finally:
+                if response is not None:
+                    await response.aclose()
         raise _exhausted(last, decision)
 
     async def _send(
@@ -124,6 +123,30 @@ class Executor:
     async def aclose(self) -> None:
         for provider in self.providers.values():
             await provider.aclose()
+
+
+async def _first_chunk(
+    response: UpstreamResponse, target: Deployment
+) -> tuple[bytes, AsyncIterator[bytes]]:
+    """Check the stream is a successful SSE stream and read its first chunk; after that
+    first byte reaches the client, falling back is no longer possible."""
+    deployment = target.name
+    if response.status >= 300:
+        payload = await response.read()
+        raise error_from_response(
+            deployment, response.status, response.headers, payload, target.secrets
+        )
+    content_type = response.headers.get("content-type", "")
+    if not content_type.startswith("text/event-stream"):
+        raise UpstreamBadResponse(
+            f"deployment {deployment}: expected an event stream, got {content_type or 'no type'}",
+            deployment=deployment,
+        )
+    chunks = aiter(response.iter_chunks())
+    first = await anext(chunks, b"")
+    if not first:
+        raise UpstreamBadResponse(f"deployment {deployment}: empty stream", deployment=deployment)
+    return first, chunks
 
 
 def _parse_json(payload: bytes, deployment: str) -> dict[str, Any]:

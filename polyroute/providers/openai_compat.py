@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 
 from polyroute.config.schema import DeploymentConfig
+from polyroute.deployment import timeouts_of
 from polyroute.errors import (
     UpstreamBadResponse,
     UpstreamConnectionError,
@@ -61,15 +62,12 @@ class OpenAICompatibleProvider:
     ) -> OpenAICompatibleProvider:
         if config.base_url is None:
             raise ValueError(f"deployment {config.name}: base_url is required")
-        t = config.timeouts
         return cls(
             name=config.name,
             base_url=config.base_url,
             api_key=config.api_key.get_secret_value() if config.api_key else None,
             headers={k: v.get_secret_value() for k, v in config.headers.items()},
-            timeouts=Timeouts(
-                connect=t.connect, first_byte=t.first_byte, idle=t.idle, total=t.total
-            ),
+            timeouts=timeouts_of(config.timeouts),
             max_connections=config.max_connections,
             max_response_bytes=max_response_bytes,
         )
@@ -77,11 +75,18 @@ class OpenAICompatibleProvider:
     def _client(self) -> aiohttp.ClientSession:
         session = self._session
         if session is None or session.closed:
+            # keep-alive shorter than the usual 5 s server idle timeout (uvicorn, vLLM), so a
+            # pooled connection is not reused just as the upstream closes it
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, ttl_dns_cache=300, keepalive_timeout=30
+                limit=self._max_connections, ttl_dns_cache=300, keepalive_timeout=4
             )
+            # no cookie jar: a cookie one tenant's request received must not travel
+            # with another tenant's
             session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=False
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._session = session
         return session
@@ -105,6 +110,7 @@ class OpenAICompatibleProvider:
                 data=orjson.dumps(request.body),
                 headers=headers,
                 timeout=timeout,
+                allow_redirects=False,  # a redirect would carry the prompt and headers away
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise translate_error(exc, self.name, "before the response headers") from None
@@ -187,6 +193,9 @@ def translate_error(exc: BaseException, deployment: str, phase: str) -> Upstream
 
 
 def client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
-    """aiohttp has one socket-read limit, used for both the first byte and idle gaps."""
+    """aiohttp has one socket-read limit, used for both the first byte and idle gaps;
+    `connect` also bounds the wait for a free pooled connection."""
     sock_read = None if t.first_byte is None or t.idle is None else max(t.first_byte, t.idle)
-    return aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=sock_read)
+    return aiohttp.ClientTimeout(
+        total=t.total, connect=t.connect, sock_connect=t.connect, sock_read=sock_read
+    )

@@ -73,6 +73,7 @@ def stack_config(alpha: str, beta: str, closed_port: int) -> str:
     return f"""
 server:
   max_body_bytes: 65536
+  max_response_bytes: 65536
 models:
   - name: alpha
     base_url: {alpha}

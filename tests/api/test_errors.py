@@ -15,7 +15,8 @@ MESSAGES = [{"role": "user", "content": "hello"}]
 
 def post(stack: Stack, path: str, content: bytes | None = None, **kwargs: Any) -> httpx.Response:
     headers = kwargs.pop("headers", {"content-type": "application/json"})
-    return httpx.post(stack.url + path, content=content, headers=headers, timeout=10, **kwargs)
+    timeout = kwargs.pop("timeout", 10)
+    return httpx.post(stack.url + path, content=content, headers=headers, timeout=timeout, **kwargs)
 
 
 def assert_error(response: httpx.Response, status: int, param: str | None = None) -> dict[str, Any]:
@@ -258,3 +259,79 @@ def test_stream_failure_before_first_byte_falls_back(sims: Stack) -> None:
     assert stream.headers["x-polyroute-deployment"] == "alpha"
     chunks = list(stream.parse())
     assert any(c.choices and c.choices[0].delta.content for c in chunks)
+
+
+def test_broken_content_encoding_is_400(stack: Stack) -> None:
+    """A body whose Content-Encoding does not decode is a 400, not a 500."""
+    response = post(
+        stack,
+        "/chat/completions",
+        b"not gzip at all",
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
+    error = assert_error(response, 400)
+    assert error["code"] == "invalid_body"
+
+
+def test_stream_on_embeddings_is_400(stack: Stack) -> None:
+    """Embeddings and images cannot stream; asking for it names the parameter."""
+    body = {"model": "emb", "input": "x", "stream": True}
+    assert_error(post(stack, "/embeddings", json=body, headers={}), 400, "stream")
+
+
+def test_dimensions_checked_for_string_input(stack: Stack) -> None:
+    """`dimensions` is validated whatever the shape of `input`."""
+    body = {"model": "emb", "input": "x", "dimensions": 0}
+    assert_error(post(stack, "/embeddings", json=body, headers={}), 400, "dimensions")
+
+
+def test_upstream_body_over_limit_is_502(sims: Stack) -> None:
+    """An upstream answer over server.max_response_bytes (64 KiB here) is a 502."""
+    body = {"model": "emb", "input": ["a b c"] * 8, "dimensions": 4096, "encoding_format": "float"}
+    error = assert_error(post(sims, "/embeddings", json=body, headers={}), 502)
+    assert error["code"] == "upstream_invalid_response"
+    assert "larger than 65536 bytes" in error["message"]
+
+
+@pytest.mark.parametrize("status", [404, 422])
+def test_upstream_client_errors_keep_their_code(sims: Stack, status: int) -> None:
+    """Upstream 404/422 pass through with the upstream's code, and no fallback."""
+    sims.beta.fault("status", 1, status=status, code="context_length_exceeded")
+    response = post(
+        sims,
+        "/chat/completions",
+        json={"model": "beta-then-alpha", "messages": MESSAGES},
+        headers={},
+    )
+    error = assert_error(response, status)
+    assert error["code"] == "context_length_exceeded"
+    assert sims.alpha.stats()["requests_total"] == 0
+
+
+def test_stream_failure_before_first_byte_without_fallback(sims: Stack) -> None:
+    """A stream whose only deployment fails before any byte gets a plain JSON 502."""
+    sims.beta.fault("server_error", 1)
+    with pytest.raises(openai.APIStatusError) as info:
+        sims.client().chat.completions.create(model="only-beta", messages=MESSAGES, stream=True)
+    assert info.value.status_code == 502
+
+
+def test_stream_client_disconnect_before_first_token_cancels_upstream(sims: Stack) -> None:
+    """A streaming client that leaves while waiting for the first token frees the upstream."""
+    import time
+
+    sims.beta.fault("slow", 1, ttft_ms=3000)
+    with pytest.raises(httpx.ReadTimeout):
+        post(
+            sims,
+            "/chat/completions",
+            json={"model": "only-beta", "messages": MESSAGES, "stream": True},
+            headers={},
+            timeout=0.5,
+        )
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline and sims.beta.stats()["in_flight"]:
+        time.sleep(0.05)
+    stats = sims.beta.stats()
+    assert stats["in_flight"] == 0
+    assert stats["disconnects"] == 1

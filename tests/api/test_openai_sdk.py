@@ -65,14 +65,16 @@ async def test_async_concurrent_requests_keep_their_own_answers(sims: Stack) -> 
 
     client = sims.async_client()
 
-    async def ask(i: int) -> tuple[str, str]:
-        direct = await client.chat.completions.create(
+    async def ask(i: int) -> str:
+        reply = await client.chat.completions.create(
             model="only-alpha", messages=[{"role": "user", "content": f"question {i}"}], seed=i
         )
-        return f"question {i}", direct.choices[0].message.content or ""
+        return reply.choices[0].message.content or ""
 
-    answers = await asyncio.gather(*(ask(i) for i in range(50)))
-    assert len({answer for _, answer in answers}) == 50
+    concurrent = await asyncio.gather(*(ask(i) for i in range(50)))
+    one_by_one = [await ask(i) for i in range(50)]
+    assert concurrent == one_by_one
+    assert len(set(concurrent)) == 50
     await client.close()
 
 

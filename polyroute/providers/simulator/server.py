@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import socket
 import struct
 from dataclasses import dataclass
@@ -225,25 +224,15 @@ async def start_server(
 def run(profile: SimProfile, host: str = "127.0.0.1", port: int = 0) -> None:
     """Serve `profile` until SIGINT/SIGTERM (the `polyroute simulate` command)."""
 
+    from polyroute.runtime import run as run_loop
+    from polyroute.runtime import wait_for_signal
+
     async def main() -> None:
         server = await start_server(profile, host, port)
         print(f"simulator {profile.name} listening on {server.url}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):  # Windows
-                loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
+            await wait_for_signal()
         finally:
             await server.aclose()
 
-    loop_factory = None
-    try:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    except ImportError:
-        pass
-    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=loop_factory) as r:
-        r.run(main())
+    run_loop(main)
