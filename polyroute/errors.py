@@ -18,7 +18,8 @@
         ├── UpstreamBadResponse           502 invalid JSON, oversized body, cut stream
         ├── UpstreamAuthError             502 our credential for the upstream was refused
         ├── UpstreamStatusError           the upstream answered with an error status
-        └── NoDeploymentAvailable         503 nothing left to try
+        ├── NoDeploymentAvailable         503 nothing left to try
+        └── Overloaded                    503 too many requests in flight (+ retry-after)
 
 Each class knows how to render itself as the OpenAI error body, so the HTTP layer has one
 place that turns an exception into a response. Messages name deployments, never keys or URLs
@@ -189,3 +190,17 @@ class NoDeploymentAvailable(UpstreamError):
     status = 503
     default_code = "no_deployment_available"
     retryable = False
+
+
+class Overloaded(UpstreamError):
+    """Shed load fast instead of queueing: the client may retry shortly."""
+
+    status = 503
+    error_type = "overloaded_error"
+    default_code = "overloaded"
+    retryable = False
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers.setdefault("retry-after", "1")
+        super().__init__(message, headers=headers, **kwargs)

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from polyroute.api.auth import KeyStore
+from polyroute.clock import Clock, MonotonicClock
 from polyroute.config import GatewayConfig, load_config
 from polyroute.execution.executor import Executor
 from polyroute.providers.base import Provider
@@ -17,6 +18,7 @@ from polyroute.providers.registry import build_provider
 from polyroute.registry import RegistryError
 from polyroute.routing.build import build_router
 from polyroute.routing.router import Router
+from polyroute.state.memory import MemoryBreakers, MemoryRetryBudget
 
 log = logging.getLogger("polyroute")
 
@@ -36,13 +38,23 @@ class Gateway:
         self.executor = executor
         self.keys = keys
         self.ready = False
+        self.in_flight = 0  # requests being served now, for the gateway-wide limit
 
     @classmethod
-    def from_config(cls, config: GatewayConfig) -> Gateway:
+    def from_config(cls, config: GatewayConfig, clock: Clock | None = None) -> Gateway:
         """Build routing and providers; raises ConfigError for anything unusable."""
-        router = build_router(config)
-        providers = build_providers(config)
-        return cls(config, router, Executor(providers), KeyStore(config.keys))
+        clock = clock or MonotonicClock()
+        resilience = config.resilience
+        breakers = MemoryBreakers(resilience.breaker, clock)
+        router = build_router(config, health=breakers)
+        executor = Executor(
+            build_providers(config),
+            resilience=resilience,
+            breakers=breakers,
+            budget=MemoryRetryBudget(resilience.retry_budget, clock),
+            clock=clock,
+        )
+        return cls(config, router, executor, KeyStore(config.keys))
 
     @classmethod
     def from_file(cls, path: str | Path) -> Gateway:

@@ -24,7 +24,7 @@ from polyroute.api.responses import (
 )
 from polyroute.api.sse import SSE_HEADERS, ends_with_done, error_event
 from polyroute.context import RequestContext
-from polyroute.errors import GatewayError, UpstreamBadResponse, UpstreamError
+from polyroute.errors import GatewayError, Overloaded, UpstreamBadResponse, UpstreamError
 from polyroute.gateway import Gateway
 from polyroute.kinds import EndpointKind
 from polyroute.routing.decision import Decision
@@ -40,6 +40,10 @@ def proxy_handler(kind: EndpointKind) -> Handler:
         gateway: Gateway = request.app[GATEWAY]
         request_id = new_request_id()
         decision: Decision | None = None
+        if gateway.in_flight >= gateway.config.resilience.max_in_flight:
+            overloaded = Overloaded("the gateway is at its limit of requests in flight")
+            return error_response(overloaded, request_id)
+        gateway.in_flight += 1
         try:
             caller, body = await read_request(request, gateway)
             ctx = make_context(request, kind, body, caller, request_id)
@@ -55,6 +59,8 @@ def proxy_handler(kind: EndpointKind) -> Handler:
             return error_response(exc, request_id, decision)
         except Exception:
             return internal_error(request_id)
+        finally:
+            gateway.in_flight -= 1
 
     handle.__name__ = f"{kind.value}_handler"
     return handle

@@ -24,13 +24,18 @@ def decision_headers(
     request_id: str, decision: Decision, deployment: str, attempts: int
 ) -> dict[str, str]:
     """The short form of a decision every proxied response carries."""
-    return {
+    headers = {
         "x-request-id": request_id,
         "x-polyroute-route": decision.route,
         "x-polyroute-deployment": deployment,
         "x-polyroute-strategy": decision.strategy,
         "x-polyroute-attempts": str(attempts),
     }
+    if decision.degraded:
+        headers["x-polyroute-degraded"] = "true"
+    if decision.panic:
+        headers["x-polyroute-panic"] = "true"
+    return headers
 
 
 def json_response(

@@ -96,13 +96,80 @@ class DeploymentConfig(Strict):
         return self.model or self.name
 
 
+class BackoffConfig(Strict):
+    """Exponential backoff with full jitter between attempts on the same deployment."""
+
+    base: float = Field(0.025, gt=0, description="seconds before the first retry (at most)")
+    cap: float = Field(1.0, gt=0, description="longest single backoff")
+
+
+class RetryBudgetConfig(Strict):
+    """Extra attempts allowed: `ratio` of the requests in the last `window` seconds, plus
+    `min_per_second` x `window` so low traffic can still retry."""
+
+    ratio: float = Field(0.2, ge=0, le=10)
+    min_per_second: float = Field(10.0, ge=0)
+    window: float = Field(10.0, gt=0)
+
+
+class BreakerConfig(Strict):
+    """Outlier ejection per deployment (defaults from Envoy's outlier detection)."""
+
+    consecutive_failures: int = Field(5, ge=1)
+    failure_rate: float = Field(0.5, gt=0, le=1, description="eject above this failure share")
+    min_requests: int = Field(20, ge=1, description="requests in the window before the rate counts")
+    window: float = Field(30.0, gt=0, description="seconds the failure rate is measured over")
+    base_ejection: float = Field(30.0, gt=0, description="first ejection; n-th is n x this")
+    max_ejection: float = Field(300.0, gt=0)
+    rate_limit_cooldown: float = Field(5.0, ge=0, description="429 without retry-after")
+
+
+class ResilienceConfig(Strict):
+    """How hard the gateway tries before it gives an error back."""
+
+    deadline: float = Field(600.0, gt=0, description="one request, all attempts included")
+    max_retries: int = Field(2, ge=0, description="attempts beyond the first, fallbacks aside")
+    backoff: BackoffConfig = Field(default_factory=BackoffConfig)
+    retry_after_cap: float = Field(60.0, ge=0, description="longest Retry-After honoured")
+    retry_budget: RetryBudgetConfig = Field(default_factory=RetryBudgetConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    max_in_flight: int = Field(4096, ge=1, description="gateway-wide; beyond it: fast 503")
+    max_in_flight_per_deployment: int = Field(1024, ge=1)
+
+
+ERROR_CLASSES = ("rate_limited", "context_window", "content_filter", "unavailable", "any")
+
+
 class RouteConfig(BaseModel):
-    """A route alias: the strategy that orders its targets, plus that strategy's options."""
+    """A route alias: the strategy that orders its targets, plus that strategy's options,
+    plus what to do when the chosen deployments fail."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     strategy: str = Field("weighted", description="registered strategy name or 'module:Class'")
     description: str = ""
+    fallbacks: list[str] = Field(
+        default_factory=list, description="tried in order after the strategy's own targets"
+    )
+    fallbacks_on: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per error class: " + ", ".join(ERROR_CLASSES),
+    )
+    degraded: str | None = Field(
+        None, description="served while every target of the route is ejected"
+    )
+    deadline: float | None = Field(None, gt=0, description="overrides resilience.deadline")
+    max_retries: int | None = Field(None, ge=0, description="overrides resilience.max_retries")
+
+    @field_validator("fallbacks_on")
+    @classmethod
+    def _known_classes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = set(value) - set(ERROR_CLASSES)
+        if unknown:
+            raise ValueError(
+                f"unknown error class {sorted(unknown)}; use {', '.join(ERROR_CLASSES)}"
+            )
+        return value
 
     def strategy_options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -137,6 +204,7 @@ class GatewayConfig(Strict):
         None, description="route used when a request names no model (the playground's 'auto')"
     )
     keys: list[KeyConfig] = Field(default_factory=list)
+    resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
 
     _source: str = PrivateAttr("<config>")
     _locate: Callable[[tuple[str | int, ...]], int | None] | None = PrivateAttr(None)

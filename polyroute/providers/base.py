@@ -31,6 +31,21 @@ class Timeouts:
     idle: float | None = 60.0
     total: float | None = 600.0
 
+    def within(self, remaining: float) -> Timeouts:
+        """These limits, none longer than `remaining` (what is left of a request's deadline)."""
+        if self.total is not None and self.total <= remaining:
+            return self
+        return Timeouts(
+            connect=_min(self.connect, remaining),
+            first_byte=_min(self.first_byte, remaining),
+            idle=_min(self.idle, remaining),
+            total=remaining,
+        )
+
+
+def _min(value: float | None, cap: float) -> float:
+    return cap if value is None else min(value, cap)
+
 
 @dataclass(slots=True)
 class UpstreamRequest:

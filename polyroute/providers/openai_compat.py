@@ -99,22 +99,20 @@ class OpenAICompatibleProvider:
         headers = self._headers
         if request.request_id:
             headers = {**headers, "x-request-id": request.request_id}
-        timeout = (
-            self._timeout
-            if request.timeouts == self._timeouts
-            else client_timeout(request.timeouts)
-        )
+        limits = request.timeouts
+        timeout = self._timeout if limits == self._timeouts else client_timeout(limits)
         try:
-            response = await self._client().post(
-                self._urls[request.kind],
-                data=orjson.dumps(request.body),
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,  # a redirect would carry the prompt and headers away
-            )
+            async with asyncio.timeout(limits.first_byte):
+                response = await self._client().post(
+                    self._urls[request.kind],
+                    data=orjson.dumps(request.body),
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,  # a redirect would carry the prompt and headers away
+                )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise translate_error(exc, self.name, "before the response headers") from None
-        return AiohttpResponse(response, self.name, self._max_response_bytes)
+        return AiohttpResponse(response, self.name, self._max_response_bytes, limits.idle)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -123,13 +121,24 @@ class OpenAICompatibleProvider:
 
 
 class AiohttpResponse:
-    """UpstreamResponse over an aiohttp response; maps transport errors to Upstream*."""
+    """UpstreamResponse over an aiohttp response; maps transport errors to Upstream*.
 
-    __slots__ = ("_max_bytes", "_response", "deployment", "headers", "status")
+    `idle` bounds every wait for body bytes, so an upstream that goes silent mid-stream
+    ends in UpstreamTimeout instead of holding the client forever.
+    """
 
-    def __init__(self, response: aiohttp.ClientResponse, deployment: str, max_bytes: int) -> None:
+    __slots__ = ("_idle", "_max_bytes", "_response", "deployment", "headers", "status")
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        deployment: str,
+        max_bytes: int,
+        idle: float | None = None,
+    ) -> None:
         self._response = response
         self._max_bytes = max_bytes
+        self._idle = idle
         self.deployment = deployment
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
@@ -137,10 +146,11 @@ class AiohttpResponse:
     async def read(self) -> bytes:
         response = self._response
         try:
-            length = response.content_length
-            if length is not None and length <= self._max_bytes:
-                return await response.read()
-            return await self._read_capped()
+            async with asyncio.timeout(self._idle):
+                length = response.content_length
+                if length is not None and length <= self._max_bytes:
+                    return await response.read()
+                return await self._read_capped()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise translate_error(exc, self.deployment, "while reading the body") from None
         finally:
@@ -161,10 +171,20 @@ class AiohttpResponse:
         return b"".join(parts)
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
+        content, idle = self._response.content, self._idle
         try:
-            async for chunk in self._response.content.iter_any():
+            while True:
+                async with asyncio.timeout(idle):
+                    chunk = await content.readany()
+                if not chunk:
+                    return
                 yield chunk
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"deployment {self.deployment}: sent nothing for {idle:g}s mid-stream",
+                deployment=self.deployment,
+            ) from None
+        except aiohttp.ClientError as exc:
             raise translate_error(exc, self.deployment, "mid-stream") from None
 
     async def aclose(self) -> None:
@@ -193,9 +213,7 @@ def translate_error(exc: BaseException, deployment: str, phase: str) -> Upstream
 
 
 def client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
-    """aiohttp has one socket-read limit, used for both the first byte and idle gaps;
-    `connect` also bounds the wait for a free pooled connection."""
-    sock_read = None if t.first_byte is None or t.idle is None else max(t.first_byte, t.idle)
-    return aiohttp.ClientTimeout(
-        total=t.total, connect=t.connect, sock_connect=t.connect, sock_read=sock_read
-    )
+    """The limits aiohttp enforces: the whole attempt, and connecting (`connect` also
+    bounds the wait for a free pooled connection). First-byte and idle limits are ours:
+    aiohttp's single socket-read limit cannot tell the two apart."""
+    return aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_connect=t.connect)

@@ -13,11 +13,12 @@ from polyroute.config.schema import GatewayConfig, RouteConfig
 from polyroute.deployment import Deployment
 from polyroute.registry import RegistryError
 from polyroute.routing.filters import DEFAULT_FILTERS, FILTERS, Filter
-from polyroute.routing.policy import Policy
+from polyroute.routing.policy import Policy, RouteResilience
 from polyroute.routing.router import Router
 from polyroute.routing.strategies.base import STRATEGIES, Strategy
 from polyroute.routing.strategies.single import SingleOptions, SingleStrategy
 from polyroute.routing.target import Target
+from polyroute.state.base import CircuitBreakers
 
 Path_ = tuple[str | int, ...]
 
@@ -27,10 +28,16 @@ class _Invalid(Exception):
         self.problems = problems
 
 
-def build_router(config: GatewayConfig) -> Router:
-    """The Router for `config`; raises ConfigError naming each bad field."""
-    builder = _Builder(config)
-    return builder.build()
+def build_router(config: GatewayConfig, health: CircuitBreakers | None = None) -> Router:
+    """The Router for `config`; raises ConfigError naming each bad field.
+
+    With `health`, routing sets ejected deployments aside; without it (offline commands)
+    every deployment counts as healthy.
+    """
+    router = _Builder(config).build()
+    for policy in router.policies.values():
+        policy.health = health
+    return router
 
 
 class _Builder:
@@ -71,10 +78,11 @@ class _Builder:
         try:
             strategy = self._strategy(route, base)
             filters = self._filters(route, base)
+            resilience = self._resilience(route, base)
         except _Invalid as exc:
             self.problems.extend(exc.problems)
         else:
-            self.policies[name].bind(strategy, filters)
+            self.policies[name].bind(strategy, filters, resilience)
         self.state[name] = "built"
 
     def _strategy(self, route: RouteConfig, base: Path_) -> Strategy:
@@ -119,6 +127,45 @@ class _Builder:
             return self.policies[target]
         self._build_route(target)
         return self.policies[target]
+
+    def _resilience(self, route: RouteConfig, base: Path_) -> RouteResilience:
+        problems: list[ConfigProblem] = []
+        name = str(base[1])
+
+        def targets(names: list[str], path: Path_) -> tuple[Target, ...]:
+            found: list[Target] = []
+            for index, target in enumerate(names):
+                resolved = self._resolve(target, (*base, *path, index), name)
+                if resolved is None:
+                    problems.append(
+                        ConfigProblem(
+                            (*base, *path, index), f"{target!r} is neither a deployment nor a route"
+                        )
+                    )
+                else:
+                    found.append(resolved)
+            return tuple(found)
+
+        fallbacks: dict[str, tuple[Target, ...]] = {}
+        if route.fallbacks:
+            fallbacks["any"] = targets(route.fallbacks, ("fallbacks",))
+        for error_class, names in route.fallbacks_on.items():
+            resolved = targets(names, ("fallbacks_on", error_class))
+            fallbacks[error_class] = fallbacks.get(error_class, ()) + resolved
+        degraded = None
+        if route.degraded is not None:
+            found = self._resolve(route.degraded, (*base, "degraded"), name)
+            if found is None:
+                problems.append(
+                    ConfigProblem(
+                        (*base, "degraded"),
+                        f"{route.degraded!r} is neither a deployment nor a route",
+                    )
+                )
+            degraded = found
+        if problems:
+            raise _Invalid(problems)
+        return RouteResilience(fallbacks, degraded, route.deadline, route.max_retries)
 
     def _filters(self, route: RouteConfig, base: Path_) -> list[Filter]:
         names = route.strategy_options().get("filters", list(DEFAULT_FILTERS))

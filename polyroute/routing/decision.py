@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polyroute.deployment import Deployment
+from polyroute.routing.target import Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,28 @@ class Decision:
     path: list[str] = field(default_factory=list)
     signals: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejected: list[Rejection] = field(default_factory=list)
+    fallbacks: dict[str, list[Target]] = field(default_factory=dict)
+    """Configured fallback targets by error class (inner routes' first), tried after `plan`."""
+    deadline: float | None = None
+    max_retries: int | None = None
+    degraded: bool = False
+    """The route's own targets were all ejected; its `degraded` target serves instead."""
+    panic: bool = False
+    """Every target was ejected and there was no degraded target: all are used anyway."""
+
+    def merge_route_settings(
+        self,
+        fallbacks: dict[str, tuple[Target, ...]],
+        deadline: float | None,
+        max_retries: int | None,
+    ) -> None:
+        """Add an enclosing route's fallbacks after the inner ones; inner settings win."""
+        for error_class, targets in fallbacks.items():
+            self.fallbacks.setdefault(error_class, []).extend(targets)
+        if self.deadline is None:
+            self.deadline = deadline
+        if self.max_retries is None:
+            self.max_retries = max_retries
 
     @property
     def deployment(self) -> Deployment:
@@ -47,6 +70,12 @@ class Decision:
             "deployment": self.deployment.name,
             "upstream_model": self.deployment.upstream_model,
             "fallbacks": [d.name for d in self.plan[1:]],
+            "fallbacks_on": {
+                error_class: [t.name for t in targets]
+                for error_class, targets in self.fallbacks.items()
+            },
+            "degraded": self.degraded,
+            "panic": self.panic,
             "signals": self.signals,
             "rejected": [
                 {"target": r.target, "route": r.route, "reason": r.reason} for r in self.rejected

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from polyroute.context import RequestContext
 from polyroute.deployment import Deployment
@@ -11,6 +13,19 @@ from polyroute.kinds import EndpointKind
 from polyroute.routing.decision import Decision, Rejection
 from polyroute.routing.filters import Filter
 from polyroute.routing.strategies.base import Strategy
+from polyroute.routing.target import Target
+from polyroute.state.base import CircuitBreakers
+
+
+@dataclass(slots=True)
+class RouteResilience:
+    """What a route says about failure: fallbacks by error class, a degraded target, and
+    overrides of the gateway-wide deadline and retry count."""
+
+    fallbacks: dict[str, tuple[Target, ...]] = field(default_factory=dict)
+    degraded: Target | None = None
+    deadline: float | None = None
+    max_retries: int | None = None
 
 
 class Policy:
@@ -18,21 +33,35 @@ class Policy:
 
     Also a Target: a strategy of another route may choose this policy, which then decides
     among its own targets (e.g. ``auto`` --by_type--> ``chat`` --weighted--> deployments).
+
+    Health is applied after the filters: deployments whose breaker is open are set aside
+    (and listed in the explanation). If that leaves nothing, the route's `degraded` target
+    serves; without one, the policy routes over all of them anyway ("panic", as Envoy
+    does), because ejecting every deployment on a false alarm would fail every request.
     """
 
-    __slots__ = ("_strategy", "filters", "kinds", "name")
+    __slots__ = ("_strategy", "filters", "health", "kinds", "name", "resilience")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.filters: tuple[Filter, ...] = ()
         self.kinds: frozenset[EndpointKind] = frozenset()
+        self.health: CircuitBreakers | None = None
+        self.resilience = RouteResilience()
         self._strategy: Strategy | None = None
 
-    def bind(self, strategy: Strategy, filters: Sequence[Filter]) -> None:
+    def bind(
+        self,
+        strategy: Strategy,
+        filters: Sequence[Filter],
+        resilience: RouteResilience | None = None,
+    ) -> None:
         """Second build phase: strategies resolve targets that may be policies themselves."""
         self._strategy = strategy
         self.filters = tuple(filters)
         self.kinds = frozenset(kind for target in strategy.targets for kind in target.kinds)
+        if resilience is not None:
+            self.resilience = resilience
 
     @property
     def strategy(self) -> Strategy:
@@ -49,8 +78,8 @@ class Policy:
         return max(w for w in windows if w is not None)
 
     def decide(self, ctx: RequestContext) -> Decision:
-        """Filter, rank, and descend into a chosen sub-policy; raises InvalidRequest if
-        nothing is left to serve the request."""
+        """Filter, set ejected deployments aside, rank, and descend into a chosen
+        sub-policy; raises InvalidRequest if nothing can serve the request."""
         strategy = self.strategy
         rejected: list[Rejection] = []
         candidates = []
@@ -63,12 +92,58 @@ class Policy:
                     break
             if reason is None:
                 candidates.append(target)
-        ranking = strategy.rank(ctx, candidates) if candidates else None
-        if ranking is None or not ranking.targets:
+        if not candidates:
             raise self._nothing_left(ctx, rejected)
-        first = ranking.targets[0]
+        panic = False
+        if self.health is not None:
+            healthy = self._healthy(candidates, rejected)
+            if not healthy:
+                degraded = self.resilience.degraded
+                if degraded is not None:
+                    return self._degraded(ctx, degraded, rejected)
+                panic = True
+            else:
+                candidates = healthy
+        ranking = strategy.rank(ctx, candidates)
+        if not ranking.targets:
+            raise self._nothing_left(ctx, rejected)
         signals = {self.name: {"strategy": strategy.name, **ranking.signals}}
+        if panic:
+            signals[self.name]["panic"] = True
         rest = [t for t in ranking.targets[1:] if isinstance(t, Deployment)]
+        decision = self._descend(ctx, ranking.targets[0], rest, signals, rejected)
+        decision.panic = decision.panic or panic
+        return decision
+
+    def _healthy(self, candidates: list[Target], rejected: list[Rejection]) -> list[Target]:
+        health = self.health
+        assert health is not None
+        healthy = []
+        for target in candidates:
+            if isinstance(target, Deployment):
+                status = health.status(target.name)
+                if status.state == "open":
+                    reason = f"{status.reason} (tried again in {status.retry_in:g}s)"
+                    rejected.append(Rejection(target.name, reason, self.name))
+                    continue
+            healthy.append(target)
+        return healthy
+
+    def _degraded(self, ctx: RequestContext, target: Target, rejected: list[Rejection]) -> Decision:
+        signals = {self.name: {"strategy": self.strategy.name, "degraded": target.name}}
+        decision = self._descend(ctx, target, [], signals, rejected)
+        decision.degraded = True
+        return decision
+
+    def _descend(
+        self,
+        ctx: RequestContext,
+        first: Target,
+        rest: list[Deployment],
+        signals: dict[str, dict[str, Any]],
+        rejected: list[Rejection],
+    ) -> Decision:
+        settings = self.resilience
         if isinstance(first, Policy):
             inner = first.decide(ctx)
             inner.path.insert(0, self.name)
@@ -76,17 +151,20 @@ class Policy:
             inner.signals = {**signals, **inner.signals}
             inner.rejected[:0] = rejected
             inner.plan.extend(d for d in rest if d not in inner.plan)
+            inner.merge_route_settings(settings.fallbacks, settings.deadline, settings.max_retries)
             return inner
         if not isinstance(first, Deployment):
             raise TypeError(f"route {self.name}: unsupported target {first!r}")
-        return Decision(
+        decision = Decision(
             route=self.name,
-            strategy=strategy.name,
+            strategy=self.strategy.name,
             plan=[first, *rest],
             path=[self.name],
             signals=signals,
             rejected=rejected,
         )
+        decision.merge_route_settings(settings.fallbacks, settings.deadline, settings.max_retries)
+        return decision
 
     def _nothing_left(self, ctx: RequestContext, rejected: list[Rejection]) -> InvalidRequest:
         reasons = "; ".join(f"{r.target}: {r.reason}" for r in rejected)

@@ -74,6 +74,12 @@ def stack_config(alpha: str, beta: str, closed_port: int) -> str:
 server:
   max_body_bytes: 65536
   max_response_bytes: 65536
+# tests share this gateway: breakers and the retry budget must not carry one test's
+# failures into the next (tests/resilience/ checks them on gateways of their own)
+resilience:
+  breaker: {{consecutive_failures: 100000, min_requests: 100000}}
+  retry_budget: {{min_per_second: 100000}}
+  backoff: {{base: 0.001, cap: 0.005}}
 models:
   - name: alpha
     base_url: {alpha}
@@ -81,6 +87,8 @@ models:
     api_key: ${{ALPHA_KEY}}
     headers: {{x-team: routing}}
   - name: beta
+    base_url: {beta}
+  - name: beta-once  # its own breaker: a 429 cool-down here leaves `beta` alone
     base_url: {beta}
   - name: emb
     base_url: {alpha}
@@ -102,6 +110,7 @@ routes:
     targets: [alpha, beta]
   only-alpha: {{strategy: single, target: alpha}}
   only-beta: {{strategy: single, target: beta}}
+  only-beta-once: {{strategy: single, target: beta-once, max_retries: 0}}
   down-first:
     strategy: weighted
     targets: [{{name: down, weight: 1000000}}, alpha]

@@ -157,7 +157,8 @@ def test_redirects_are_not_followed(edge: Any) -> None:
     )
     assert response.status_code == 502
     assert "deployment redirect" in response.json()["error"]["message"]
-    assert len(upstream.seen) == before + 1
+    assert response.headers["x-polyroute-attempts"] == "3"  # retried here, never redirected
+    assert len(upstream.seen) == before + 3
 
 
 def test_upstream_cookies_are_not_replayed(edge: Any) -> None:

@@ -174,29 +174,36 @@ def test_refused_primary_falls_back(sims: Stack) -> None:
 def test_upstream_failures_map_to_5xx(
     sims: Stack, fault: str, opts: dict[str, Any], status: int, code: str
 ) -> None:
-    """Upstream 5xx, resets, garbage and a refused credential are the gateway's 502s."""
-    sims.beta.fault(fault, 1, **opts)
+    """Upstream 5xx, resets, garbage and a refused credential are the gateway's 502s,
+    once its retries are spent (1 + max_retries = 3 attempts)."""
+    sims.beta.fault(fault, 3, **opts)
     response = post(
         sims, "/chat/completions", json={"model": "only-beta", "messages": MESSAGES}, headers={}
     )
     error = assert_error(response, status)
     assert error["code"] == code
     assert "deployment beta" in error["message"]
+    assert response.headers["x-polyroute-attempts"] == "3"
+    assert response.headers["x-should-retry"] == "false"
 
 
 def test_upstream_401_is_never_the_clients_fault(sims: Stack) -> None:
     """Our upstream credential refused -> 502 upstream_authentication_error, not 401."""
-    sims.beta.fault("status", 1, status=401)
+    sims.beta.fault("status", 3, status=401)
     with pytest.raises(openai.APIStatusError) as info:
         sims.client().chat.completions.create(model="only-beta", messages=MESSAGES)
     assert info.value.status_code == 502
 
 
 def test_upstream_429_passes_retry_after(sims: Stack) -> None:
-    """An upstream 429 with nothing to fall back to is a 429 with its retry-after."""
+    """An upstream 429 with nothing to fall back to (and no retries) is a 429 with its
+    retry-after."""
     sims.beta.fault("rate_limit", 1, retry_after=7)
     response = post(
-        sims, "/chat/completions", json={"model": "only-beta", "messages": MESSAGES}, headers={}
+        sims,
+        "/chat/completions",
+        json={"model": "only-beta-once", "messages": MESSAGES},
+        headers={},
     )
     error = assert_error(response, 429)
     assert error["type"] == "rate_limit_error"
@@ -220,7 +227,8 @@ def test_upstream_400_is_passed_through_without_fallback(sims: Stack) -> None:
 @pytest.mark.parametrize("fault", ["server_error", "rate_limit", "reset", "status"])
 def test_retryable_failures_fall_back(sims: Stack, fault: str) -> None:
     """5xx, 429, resets and a refused credential on the primary fall back to the next."""
-    sims.beta.fault(fault, 1, status=403)
+    # retry_after=0: the 429 cool-down must not outlive this test on the shared gateway
+    sims.beta.fault(fault, 1, status=403, retry_after=0)
     raw = sims.client().chat.completions.with_raw_response.create(
         model="beta-then-alpha", messages=MESSAGES
     )
@@ -229,8 +237,8 @@ def test_retryable_failures_fall_back(sims: Stack, fault: str) -> None:
 
 
 def test_hanging_upstream_times_out_with_504(sims: Stack) -> None:
-    """An upstream that never answers: 504 at the deployment's first-byte timeout."""
-    sims.beta.fault("hang", 1)
+    """An upstream that never answers: 504 after each attempt's first-byte timeout."""
+    sims.beta.fault("hang", 3)
     response = post(
         sims, "/chat/completions", json={"model": "slow", "messages": MESSAGES}, headers={}
     )
@@ -310,7 +318,7 @@ def test_upstream_client_errors_keep_their_code(sims: Stack, status: int) -> Non
 
 def test_stream_failure_before_first_byte_without_fallback(sims: Stack) -> None:
     """A stream whose only deployment fails before any byte gets a plain JSON 502."""
-    sims.beta.fault("server_error", 1)
+    sims.beta.fault("server_error", 3)
     with pytest.raises(openai.APIStatusError) as info:
         sims.client().chat.completions.create(model="only-beta", messages=MESSAGES, stream=True)
     assert info.value.status_code == 502
