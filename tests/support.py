@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -11,7 +12,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 
@@ -84,3 +87,25 @@ def gateway(config_text: str, tmp: Path, env: dict[str, str] | None = None) -> I
         "serve", "-c", str(path), "--port", str(port), ready_path="/readyz", port=port, env=env
     ):
         yield f"http://{HOST}:{port}/v1"
+
+
+@dataclass
+class Sim:
+    url: str
+
+    def control(self, path: str, payload: dict[str, Any] | None = None) -> Any:
+        base = self.url.removesuffix("/v1")
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(base + path, data=data, method="POST" if data else "GET")
+        request.add_header("content-type", "application/json")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    def fault(self, kind: str, count: int = 1, **opts: Any) -> None:
+        self.control("/__sim/faults", {"kind": kind, "count": count, **opts})
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.control("/__sim/stats"))
+
+    def reset(self) -> None:
+        self.control("/__sim/reset", {})

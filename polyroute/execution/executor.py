@@ -281,7 +281,33 @@ async def _first_chunk(
     first = await anext(chunks, b"")
     if not first:
         raise UpstreamBadResponse(f"deployment {deployment}: empty stream", deployment=deployment)
+    _check_first_event(first, target)
     return first, chunks
+
+
+def _check_first_event(chunk: bytes, target: Deployment) -> None:
+    """Peek at the first SSE event while falling back is still possible: an error event
+    or unparseable JSON there is a failed attempt, not the start of an answer."""
+    end = chunk.find(b"\n\n")
+    if not chunk.startswith(b"data: ") or end < 0:
+        return  # not a complete data event in this chunk: nothing to judge yet
+    payload = chunk[6:end]
+    if payload == b"[DONE]":
+        raise UpstreamBadResponse(
+            f"deployment {target.name}: the stream ended before any content",
+            deployment=target.name,
+        )
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise UpstreamBadResponse(
+            f"deployment {target.name}: the stream's first event is not valid JSON",
+            deployment=target.name,
+        ) from None
+    if isinstance(event, dict) and "error" in event:
+        raise error_from_response(
+            target.name, 500, {}, orjson.dumps({"error": event["error"]}), target.secrets
+        )
 
 
 def _parse_json(payload: bytes, deployment: str) -> dict[str, Any]:

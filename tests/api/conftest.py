@@ -6,8 +6,6 @@ loopback ports and the tests talk to them with the official openai SDK or raw HT
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,32 +14,10 @@ from typing import Any
 import openai
 import pytest
 
-from tests.support import free_port, gateway, simulator
+from tests.support import Sim, free_port, gateway, simulator
 
 ALPHA_KEY = "sk-upstream-alpha-0123456789"
 CLIENT_KEY = "sk-client-canary-abcdef0123456789"
-
-
-@dataclass
-class Sim:
-    url: str
-
-    def control(self, path: str, payload: dict[str, Any] | None = None) -> Any:
-        base = self.url.removesuffix("/v1")
-        data = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(base + path, data=data, method="POST" if data else "GET")
-        request.add_header("content-type", "application/json")
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.loads(response.read())
-
-    def fault(self, kind: str, count: int = 1, **opts: Any) -> None:
-        self.control("/__sim/faults", {"kind": kind, "count": count, **opts})
-
-    def stats(self) -> dict[str, Any]:
-        return dict(self.control("/__sim/stats"))
-
-    def reset(self) -> None:
-        self.control("/__sim/reset", {})
 
 
 @dataclass

@@ -139,12 +139,14 @@ class SimEngine:
 
     def _late(self, fault: Fault, outcome: Outcome) -> Outcome:
         """Apply the faults that need the built answer: stream_cut and bad_json."""
-        if fault.kind == "stream_cut":
+        if fault.kind in ("stream_cut", "stall"):
             if not isinstance(outcome, StreamReply):
-                return Drop("reset")  # a cut before any byte of a JSON body is a reset
+                # before any byte of a JSON body, a cut is a reset and a stall a hang
+                return Drop("reset" if fault.kind == "stream_cut" else "hang")
             before_done = len(outcome.events) - 1
             default = max(1, before_done // 2)
             outcome.cut_after = min(fault.opt_int("after_chunks", default), before_done)
+            outcome.stall = fault.kind == "stall"
         elif fault.kind == "bad_json":
             if isinstance(outcome, StreamReply):
                 outcome.events = [(0, b"data: " + _BROKEN_JSON + b"\n\n"), (0, DONE)]

@@ -22,6 +22,7 @@ FAULT_KINDS: frozenset[str] = frozenset(
         "hang",  # accepts the request, never answers
         "reset",  # connection reset before the response headers
         "stream_cut",  # streams: some events, then the connection drops (no [DONE])
+        "stall",  # streams: some events, then silence with the connection open
         "bad_json",  # 200 with a body that is not valid JSON
         "status",  # any status (opts: status, message, type, code) with an OpenAI error body
         "slow",  # opts: ttft_ms overriding the sampled latency

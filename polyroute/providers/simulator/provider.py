@@ -9,7 +9,7 @@ UpstreamTimeout at the first-byte deadline, a cut stream raises UpstreamBadRespo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 
 from polyroute.errors import UpstreamBadResponse, UpstreamConnectionError, UpstreamTimeout
 from polyroute.kinds import UPSTREAM_PATHS
@@ -101,6 +101,8 @@ class SimulatorProvider:
         events = paced(outcome.sent_events(), outcome.ttft, outcome.interval)
         stats = self.engine.stats
         stats.in_flight += 1
+        if outcome.stall:
+            events = _then_silence(events)
         try:
             while True:
                 remaining = None if deadline is None else deadline - loop.time()
@@ -130,3 +132,11 @@ class SimulatorProvider:
 
     async def aclose(self) -> None:
         """Nothing to release: there are no connections."""
+
+
+async def _then_silence(events: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """The events, then nothing ever again (a stalled upstream)."""
+    async for data in events:
+        yield data
+    await asyncio.Event().wait()
+    yield b""  # pragma: no cover - never reached

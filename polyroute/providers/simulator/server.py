@@ -67,6 +67,8 @@ async def _deliver(request: web.Request, outcome: Outcome, stats: SimStats) -> w
         async for data in paced(outcome.sent_events(), outcome.ttft, outcome.interval):
             await response.write(data)
         if outcome.cut_after is not None:
+            if outcome.stall:
+                await asyncio.Event().wait()  # silent until the client gives up
             _abort(request, rst=False)
             return response
         await response.write_eof()

@@ -46,6 +46,8 @@ class StreamReply:
     interval: float = 0.0
     cut_after: int | None = None
     status: int = 200
+    stall: bool = False
+    """After `cut_after` events, keep the connection open and send nothing more."""
 
     def sent_events(self) -> Sequence[tuple[int, bytes]]:
         """The events that go out before the stream ends or is cut."""
