@@ -181,7 +181,7 @@ class AiohttpResponse:
                 yield chunk
         except TimeoutError:
             raise UpstreamTimeout(
-                f"deployment {self.deployment}: sent nothing for {idle:g}s mid-stream",
+                f"deployment {self.deployment}: sent nothing for {idle:.3g}s mid-stream",
                 deployment=self.deployment,
             ) from None
         except aiohttp.ClientError as exc:

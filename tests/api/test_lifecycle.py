@@ -74,21 +74,25 @@ def test_client_disconnect_cancels_the_upstream_call(hanging_stack: Any) -> None
 
 
 def test_sigterm_drains_in_flight_requests(hanging_stack: Any) -> None:
-    """SIGTERM during a slow request: the request still completes, then the process exits 0."""
+    """C4: SIGTERM with ten slow requests in flight: all ten complete, then exit 0."""
     url, sim, proc = hanging_stack
-    sim.fault("slow", 1, ttft_ms=1000)
-    result: dict[str, Any] = {}
+    sim.fault("slow", 10, ttft_ms=1000)
+    statuses: list[int] = []
 
     def call() -> None:
         response = httpx.post(
             url + "/chat/completions", json={"model": "m", "messages": MESSAGES}, timeout=10
         )
-        result["status"] = response.status_code
+        statuses.append(response.status_code)
 
-    thread = threading.Thread(target=call)
-    thread.start()
-    time.sleep(0.3)
+    threads = [threading.Thread(target=call) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while sim.stats()["in_flight"] < 10 and time.monotonic() < deadline:
+        time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
-    thread.join(timeout=10)
-    assert result == {"status": 200}
+    for thread in threads:
+        thread.join(timeout=10)
+    assert statuses == [200] * 10
     assert proc.wait(timeout=10) == 0

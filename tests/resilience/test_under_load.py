@@ -205,3 +205,66 @@ resilience:
             assert decision["degraded"] is True
             assert "2 consecutive failures" in decision["rejected"][0]["reason"]
         assert Sim(upstream).stats()["requests"]["/v1/chat/completions"] == 2
+
+
+async def test_client_disconnects_cancel_upstream_calls(tmp_path: Path) -> None:
+    """A11/B5: 32 clients that give up mid-request (half streaming): every upstream call
+    is cancelled within a second and nothing is left in flight."""
+    import httpx
+
+    with simulator("instant") as upstream:
+        sim = Sim(upstream)
+        config = f"models:\n  - {{name: p, base_url: {upstream}}}\n"
+        with gateway(config, tmp_path) as url:
+            sim.fault("hang", 16)
+            sim.fault("stall", 16, after_chunks=2)
+
+            async def give_up(i: int) -> None:
+                body = {
+                    "model": "p",
+                    "messages": [{"role": "user", "content": "x"}],
+                    "stream": i >= 16,
+                }
+                async with httpx.AsyncClient(timeout=0.5) as http:
+                    with pytest.raises(httpx.ReadTimeout):
+                        await _read_all(http, url + "/chat/completions", body)
+
+            await asyncio.gather(*(give_up(i) for i in range(32)))
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and sim.stats()["in_flight"]:
+                await asyncio.sleep(0.05)
+            stats = sim.stats()
+    assert stats["in_flight"] == 0
+    assert stats["disconnects"] == 32
+
+
+def test_request_deadline_ends_an_open_stream(tmp_path: Path) -> None:
+    """A stream still open when the request's deadline passes ends with a terminal
+    upstream_timeout event, even though its idle limit is much longer."""
+    with simulator("instant") as upstream:
+        Sim(upstream).fault("stall", 1, after_chunks=3)
+        config = (
+            f"models:\n  - {{name: p, base_url: {upstream}}}\n"
+            "routes:\n  r: {strategy: single, target: p, deadline: 1.0}\n"
+        )
+        with (
+            gateway(config, tmp_path) as url,
+            openai.OpenAI(base_url=url, api_key="x", max_retries=0) as client,
+        ):
+            stream = client.chat.completions.create(
+                model="r", messages=[{"role": "user", "content": "x"}], stream=True
+            )
+            with pytest.raises(openai.APIError) as info:
+                list(stream)
+    assert isinstance(info.value.body, dict)
+    assert info.value.body["code"] == "upstream_timeout"
+
+
+async def _read_all(http: object, url: str, body: dict[str, object]) -> None:
+    """POST and read the whole response, streaming or not."""
+    import httpx
+
+    assert isinstance(http, httpx.AsyncClient)
+    async with http.stream("POST", url, json=body) as response:
+        async for _ in response.aiter_bytes():
+            pass
