@@ -42,6 +42,8 @@ class RequestContext:
 
     __slots__ = (
         "_headers",
+        "_language",
+        "_sentiment",
         "_last_user_text",
         "_raw_headers",
         "_text",
@@ -75,6 +77,26 @@ class RequestContext:
         self._last_user_text: str | None = None
         self._tokens: int | None = None
         self._headers: dict[str, str] | None = None
+        self._language: str | None = None
+        self._sentiment: float | None = None
+
+    @property
+    def language(self) -> str:
+        """Language of the latest user turn (e.g. "en", "zh"), detected on first use."""
+        if self._language is None:
+            from polyroute.routing.signals import detect_language
+
+            self._language = detect_language(self.last_user_text)
+        return self._language
+
+    @property
+    def sentiment(self) -> float:
+        """Sentiment of the latest user turn in [-1, 1], computed on first use."""
+        if self._sentiment is None:
+            from polyroute.routing.signals import sentiment
+
+            self._sentiment = sentiment(self.last_user_text)
+        return self._sentiment
 
     @property
     def headers(self) -> Mapping[str, str]:

@@ -18,7 +18,8 @@ from polyroute.providers.registry import build_provider
 from polyroute.registry import RegistryError
 from polyroute.routing.build import build_router
 from polyroute.routing.router import Router
-from polyroute.state.memory import MemoryBreakers, MemoryRetryBudget
+from polyroute.routing.runtime import Runtime
+from polyroute.state.memory import MemoryBreakers, MemoryLiveStats, MemoryRetryBudget
 
 log = logging.getLogger("polyroute")
 
@@ -45,14 +46,17 @@ class Gateway:
         """Build routing and providers; raises ConfigError for anything unusable."""
         clock = clock or MonotonicClock()
         resilience = config.resilience
-        breakers = MemoryBreakers(resilience.breaker, clock)
-        router = build_router(config, health=breakers)
+        runtime = Runtime(
+            health=MemoryBreakers(resilience.breaker, clock),
+            stats=MemoryLiveStats(config.stats, clock),
+            clock=clock,
+        )
+        router = build_router(config, runtime)
         executor = Executor(
             build_providers(config),
             resilience=resilience,
-            breakers=breakers,
+            runtime=runtime,
             budget=MemoryRetryBudget(resilience.retry_budget, clock),
-            clock=clock,
         )
         return cls(config, router, executor, KeyStore(config.keys))
 

@@ -79,18 +79,20 @@ async def _stream(
         **decision_headers(ctx.request_id, decision, opened.deployment.name, opened.attempts),
     }
     response = web.StreamResponse(status=opened.status, headers=headers)
+    ok = True  # a client that leaves is not the upstream's failure
     try:
         await response.prepare(request)
-        await _forward(response, opened.first_chunk, opened.rest, opened.deployment.name)
+        ok = await _forward(response, opened.first_chunk, opened.rest, opened.deployment.name)
     except ConnectionResetError:
         pass  # the client went away; closing the upstream below cancels its work
     finally:
-        await opened.response.aclose()
+        await opened.aclose(ok)
     return response
 
 
-async def _forward(response: web.StreamResponse, first: bytes, rest: Any, deployment: str) -> None:
-    """Copy chunks as they come; end with an error event unless the stream ended properly.
+async def _forward(response: web.StreamResponse, first: bytes, rest: Any, deployment: str) -> bool:
+    """Copy chunks as they come; end with an error event unless the stream ended properly
+    (returns whether it did).
 
     Once the headers are out, an error can only be reported inside the stream: a cut or a
     stream that stops without ``data: [DONE]`` gets the terminal error event, and so does a
@@ -110,11 +112,12 @@ async def _forward(response: web.StreamResponse, first: bytes, rest: Any, deploy
             )
     except UpstreamError as exc:
         await response.write(error_event(exc))
-        return
+        return False
     except ConnectionResetError:
         raise
     except Exception:
         log.exception("error while streaming from %s", deployment)
         await response.write(error_event(GatewayError("internal gateway error while streaming")))
-        return
+        return True
     await response.write_eof()
+    return True

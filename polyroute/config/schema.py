@@ -137,6 +137,13 @@ class ResilienceConfig(Strict):
     max_in_flight_per_deployment: int = Field(1024, ge=1)
 
 
+class StatsConfig(Strict):
+    """How live per-deployment statistics are kept."""
+
+    ewma_alpha: float = Field(0.2, gt=0, le=1, description="weight of the newest latency")
+    error_window: float = Field(60.0, gt=0, description="seconds the error rate covers")
+
+
 ERROR_CLASSES = ("rate_limited", "context_window", "content_filter", "unavailable", "any")
 
 
@@ -160,6 +167,9 @@ class RouteConfig(BaseModel):
     )
     deadline: float | None = Field(None, gt=0, description="overrides resilience.deadline")
     max_retries: int | None = Field(None, ge=0, description="overrides resilience.max_retries")
+    timeouts: TimeoutConfig | None = Field(
+        None, description="per-attempt limits for this route, instead of each deployment's"
+    )
 
     @field_validator("fallbacks_on")
     @classmethod
@@ -205,6 +215,7 @@ class GatewayConfig(Strict):
     )
     keys: list[KeyConfig] = Field(default_factory=list)
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
 
     _source: str = PrivateAttr("<config>")
     _locate: Callable[[tuple[str | int, ...]], int | None] | None = PrivateAttr(None)

@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 
 import orjson
 
-from polyroute.clock import Clock, MonotonicClock
 from polyroute.config.schema import ResilienceConfig
 from polyroute.context import RequestContext
 from polyroute.deployment import Deployment
@@ -42,7 +41,8 @@ from polyroute.execution.retry import Backoff, error_class, retry_after
 from polyroute.execution.upstream_errors import error_from_response
 from polyroute.providers.base import Provider, Timeouts, UpstreamRequest, UpstreamResponse
 from polyroute.routing.decision import Decision
-from polyroute.state.base import CircuitBreakers, RetryBudget
+from polyroute.routing.runtime import Runtime
+from polyroute.state.base import RetryBudget
 
 T = TypeVar("T")
 Attempt = Callable[[Deployment, Timeouts], Awaitable[T]]
@@ -71,6 +71,29 @@ class Streaming:
     first_chunk: bytes
     rest: AsyncIterator[bytes]
     response: UpstreamResponse
+    done: Callable[[bool], None] = lambda ok: None
+    """Call once when the stream ends (True: it ended properly): the deployment stops
+    counting it as in flight and records the outcome."""
+
+    async def aclose(self, ok: bool) -> None:
+        """Close the upstream response and record the stream's end."""
+        try:
+            await self.response.aclose()
+        finally:
+            self.done(ok)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """Where one request stands in its retry loop."""
+
+    deadline_s: float
+    started: float
+    max_retries: int
+    candidates: Candidates
+    attempts: int = 0
+    retries: int = 0  # attempts beyond the first that count against max_retries
+    same_retries: int = 0  # retries of the same deployment, for the backoff exponent
 
 
 class Executor:
@@ -81,19 +104,18 @@ class Executor:
         providers: Mapping[str, Provider],
         *,
         resilience: ResilienceConfig,
-        breakers: CircuitBreakers,
+        runtime: Runtime,
         budget: RetryBudget,
-        clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.providers = dict(providers)
         self.config = resilience
-        self.breakers = breakers
+        self.breakers = runtime.health
+        self.stats = runtime.stats
         self.budget = budget
-        self.clock = clock or MonotonicClock()
+        self.clock = runtime.clock
         self._rng = rng or random.Random()
         self._backoff = Backoff(resilience.backoff.base, resilience.backoff.cap)
-        self.in_flight: dict[str, int] = dict.fromkeys(self.providers, 0)
 
     async def complete(
         self, ctx: RequestContext, decision: Decision, body: dict[str, Any]
@@ -144,60 +166,90 @@ class Executor:
     async def _run(
         self, ctx: RequestContext, decision: Decision, attempt: Attempt[T]
     ) -> tuple[T, int]:
-        config, clock = self.config, self.clock
-        deadline_s = decision.deadline or config.deadline
-        deadline = clock.now() + deadline_s
-        max_retries = (
-            decision.max_retries if decision.max_retries is not None else config.max_retries
+        config = self.config
+        max_retries = decision.max_retries
+        plan = _Progress(
+            deadline_s=decision.deadline or config.deadline,
+            started=self.clock.now(),
+            max_retries=config.max_retries if max_retries is None else max_retries,
+            candidates=Candidates(ctx, decision),
         )
         self.budget.record_request()
-        candidates = Candidates(ctx, decision)
-        deployment = self._admit(candidates.first(), candidates)
-        attempts = retries = same_retries = 0
-        error: UpstreamError
+        deployment = self._admit(plan.candidates.first(), plan.candidates)
         while True:
-            attempts += 1
-            remaining = deadline - clock.now()
+            plan.attempts += 1
+            remaining = plan.deadline_s - (self.clock.now() - plan.started)
             if remaining <= 0:
-                raise _annotate(
-                    UpstreamTimeout(f"the request deadline of {deadline_s:g}s passed"),
-                    deployment,
-                    attempts - 1,
-                )
-            self.in_flight[deployment.name] += 1
-            try:
-                result = await attempt(deployment, deployment.timeouts.within(remaining))
-            except UpstreamError as exc:
-                failure = exc
-            else:
-                self.breakers.record_success(deployment.name)
-                return result, attempts
-            finally:
-                self.in_flight[deployment.name] -= 1
+                timeout = UpstreamTimeout(f"the request deadline of {plan.deadline_s:g}s passed")
+                raise _annotate(timeout, deployment, plan.attempts - 1)
+            limits = (decision.timeouts or deployment.timeouts).within(remaining)
+            outcome = await self._attempt(deployment, limits, attempt)
+            if not isinstance(outcome, UpstreamError):
+                return outcome, plan.attempts
+            deployment = await self._next(deployment, outcome, plan)
+
+    async def _attempt(
+        self, deployment: Deployment, limits: Timeouts, attempt: Attempt[T]
+    ) -> T | UpstreamError:
+        """One attempt, with its outcome recorded in the live statistics and breaker."""
+        name = deployment.name
+        self.stats.started(name)
+        started = self.clock.now()
+        try:
+            result = await attempt(deployment, limits)
+        except UpstreamError as failure:
+            self.stats.finished(name, ok=not failure.retryable)
             self._record(deployment, failure)
-            error = _annotate(failure, deployment, attempts)
-            kind = error_class(failure)
-            nxt, from_plan = candidates.next_after(deployment, kind, failure.retryable)
-            if nxt is None and not failure.retryable:
+            return failure
+        except BaseException:  # cancelled (the client left) or a bug: not the upstream's fault
+            self.stats.finished(name, ok=True)
+            raise
+        self.breakers.record_success(name)
+        elapsed = self.clock.now() - started
+        if isinstance(result, Streaming):
+            result.done = self._stream_done(name, elapsed)
+        else:
+            self.stats.finished(name, ok=True, latency=elapsed)
+        return result
+
+    async def _next(
+        self, failed: Deployment, failure: UpstreamError, plan: _Progress
+    ) -> Deployment:
+        """Where the next attempt goes, after waiting if it is the same deployment; raises
+        the (annotated) failure when nothing more may be tried."""
+        error = _annotate(failure, failed, plan.attempts)
+        nxt, from_plan = plan.candidates.next_after(failed, error_class(failure), failure.retryable)
+        if nxt is None and not failure.retryable:
+            raise error
+        nxt = nxt or failed
+        counts = from_plan or nxt is failed
+        if counts and plan.retries >= plan.max_retries:
+            raise error
+        if not self.budget.try_spend():
+            error.should_retry = False
+            raise error
+        if nxt is failed:
+            wait = self._wait_before_retry(failure, plan.same_retries)
+            elapsed = self.clock.now() - plan.started
+            if wait is None or elapsed + wait >= plan.deadline_s:
                 raise error
-            if nxt is None:
-                nxt = deployment
-            counts = from_plan or nxt is deployment
-            if counts and retries >= max_retries:
-                raise error
-            if not self.budget.try_spend():
-                error.should_retry = False
-                raise error
-            if nxt is deployment:
-                wait = self._wait_before_retry(failure, same_retries)
-                if wait is None or clock.now() + wait >= deadline:
-                    raise error
-                same_retries += 1
-                await clock.sleep(wait)
-            else:
-                nxt = self._admit(nxt, candidates)
-            retries += counts
-            deployment = nxt
+            plan.same_retries += 1
+            await self.clock.sleep(wait)
+        else:
+            nxt = self._admit(nxt, plan.candidates)
+        plan.retries += counts
+        return nxt
+
+    def _stream_done(self, name: str, ttft: float) -> Callable[[bool], None]:
+        """The stream stays in flight until it ends; its time to first chunk is known now."""
+        stats, breakers = self.stats, self.breakers
+
+        def done(ok: bool) -> None:
+            stats.finished(name, ok=ok, ttft=ttft)
+            if not ok:  # failed after its first byte: the deployment is unhealthy too
+                breakers.record_failure(name)
+
+        return done
 
     def _admit(self, deployment: Deployment | None, candidates: Candidates) -> Deployment:
         """`deployment`, or the next candidate if its breaker is open or it is at capacity;
@@ -205,7 +257,7 @@ class Executor:
         cap = self.config.max_in_flight_per_deployment
         skipped_full = []
         while deployment is not None:
-            full = self.in_flight.get(deployment.name, 0) >= cap
+            full = self.stats.in_flight(deployment.name) >= cap
             if not full and self.breakers.acquire(deployment.name):
                 return deployment
             if full:

@@ -4,21 +4,22 @@ bad policy fails `polyroute check` with the field and line, never a request."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
 
 from polyroute.config.errors import ConfigProblem
 from polyroute.config.schema import GatewayConfig, RouteConfig
-from polyroute.deployment import Deployment
+from polyroute.deployment import Deployment, timeouts_of
 from polyroute.registry import RegistryError
 from polyroute.routing.filters import DEFAULT_FILTERS, FILTERS, Filter
 from polyroute.routing.policy import Policy, RouteResilience
 from polyroute.routing.router import Router
+from polyroute.routing.runtime import Runtime
 from polyroute.routing.strategies.base import STRATEGIES, Strategy
 from polyroute.routing.strategies.single import SingleOptions, SingleStrategy
 from polyroute.routing.target import Target
-from polyroute.state.base import CircuitBreakers
 
 Path_ = tuple[str | int, ...]
 
@@ -28,15 +29,17 @@ class _Invalid(Exception):
         self.problems = problems
 
 
-def build_router(config: GatewayConfig, health: CircuitBreakers | None = None) -> Router:
+def build_router(config: GatewayConfig, runtime: Runtime | None = None) -> Router:
     """The Router for `config`; raises ConfigError naming each bad field.
 
-    With `health`, routing sets ejected deployments aside; without it (offline commands)
-    every deployment counts as healthy.
+    With a `runtime`, routing sets ejected deployments aside and strategies read live
+    statistics; without one (offline commands) every deployment is healthy and unknown.
     """
     router = _Builder(config).build()
-    for policy in router.policies.values():
-        policy.health = health
+    if runtime is not None:
+        for policy in router.policies.values():
+            policy.health = runtime.health
+            policy.strategy.attach(runtime)
     return router
 
 
@@ -112,7 +115,10 @@ class _Builder:
                 return _Unresolved(target)
             return found
 
-        strategy = cls(options, resolve)
+        try:
+            strategy = cls(options, resolve)
+        except ValueError as exc:  # problems only the strategy itself can see
+            raise _Invalid([_located(base, str(exc))]) from None
         if unresolved:
             raise _Invalid(unresolved)
         return strategy
@@ -165,7 +171,8 @@ class _Builder:
             degraded = found
         if problems:
             raise _Invalid(problems)
-        return RouteResilience(fallbacks, degraded, route.deadline, route.max_retries)
+        timeouts = timeouts_of(route.timeouts) if route.timeouts is not None else None
+        return RouteResilience(fallbacks, degraded, route.deadline, route.max_retries, timeouts)
 
     def _filters(self, route: RouteConfig, base: Path_) -> list[Filter]:
         names = route.strategy_options().get("filters", list(DEFAULT_FILTERS))
@@ -197,6 +204,15 @@ def _direct_policy(deployment: Deployment) -> Policy:
     filters = [FILTERS.resolve(name)() for name in DEFAULT_FILTERS]
     policy.bind(strategy, filters)
     return policy
+
+
+def _located(base: Path_, message: str) -> ConfigProblem:
+    """A strategy's "field.path: problem" message as a problem at that path."""
+    match = re.match(r"^([\w.\-]+): (.+)$", message, re.S)
+    if match is None:
+        return ConfigProblem(base, message)
+    parts = tuple(int(p) if p.isdigit() else p for p in match.group(1).split("."))
+    return ConfigProblem((*base, *parts), match.group(2))
 
 
 def _message(error: Any) -> str:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyroute.deployment import Deployment
+from polyroute.providers.base import Timeouts
 from polyroute.routing.target import Target
+
+if TYPE_CHECKING:
+    from polyroute.routing.policy import RouteResilience
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,24 +42,23 @@ class Decision:
     """Configured fallback targets by error class (inner routes' first), tried after `plan`."""
     deadline: float | None = None
     max_retries: int | None = None
+    timeouts: Timeouts | None = None
+    """Per-attempt limits set by a route; None: each deployment's own."""
     degraded: bool = False
     """The route's own targets were all ejected; its `degraded` target serves instead."""
     panic: bool = False
     """Every target was ejected and there was no degraded target: all are used anyway."""
 
-    def merge_route_settings(
-        self,
-        fallbacks: dict[str, tuple[Target, ...]],
-        deadline: float | None,
-        max_retries: int | None,
-    ) -> None:
+    def merge_route_settings(self, settings: RouteResilience) -> None:
         """Add an enclosing route's fallbacks after the inner ones; inner settings win."""
-        for error_class, targets in fallbacks.items():
+        for error_class, targets in settings.fallbacks.items():
             self.fallbacks.setdefault(error_class, []).extend(targets)
         if self.deadline is None:
-            self.deadline = deadline
+            self.deadline = settings.deadline
         if self.max_retries is None:
-            self.max_retries = max_retries
+            self.max_retries = settings.max_retries
+        if self.timeouts is None:
+            self.timeouts = settings.timeouts
 
     @property
     def deployment(self) -> Deployment:

@@ -10,6 +10,7 @@ from polyroute.context import RequestContext
 from polyroute.deployment import Deployment
 from polyroute.errors import InvalidRequest
 from polyroute.kinds import EndpointKind
+from polyroute.providers.base import Timeouts
 from polyroute.routing.decision import Decision, Rejection
 from polyroute.routing.filters import Filter
 from polyroute.routing.strategies.base import Strategy
@@ -26,6 +27,7 @@ class RouteResilience:
     degraded: Target | None = None
     deadline: float | None = None
     max_retries: int | None = None
+    timeouts: Timeouts | None = None
 
 
 class Policy:
@@ -151,7 +153,7 @@ class Policy:
             inner.signals = {**signals, **inner.signals}
             inner.rejected[:0] = rejected
             inner.plan.extend(d for d in rest if d not in inner.plan)
-            inner.merge_route_settings(settings.fallbacks, settings.deadline, settings.max_retries)
+            inner.merge_route_settings(settings)
             return inner
         if not isinstance(first, Deployment):
             raise TypeError(f"route {self.name}: unsupported target {first!r}")
@@ -163,7 +165,7 @@ class Policy:
             signals=signals,
             rejected=rejected,
         )
-        decision.merge_route_settings(settings.fallbacks, settings.deadline, settings.max_retries)
+        decision.merge_route_settings(settings)
         return decision
 
     def _nothing_left(self, ctx: RequestContext, rejected: list[Rejection]) -> InvalidRequest:

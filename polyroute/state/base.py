@@ -50,3 +50,34 @@ class RetryBudget(Protocol):
     def try_spend(self) -> bool:
         """Take one retry from the budget; False when the budget is used up."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentStats:
+    """Live figures for one deployment, from real outcomes."""
+
+    latency: float | None = None  # EWMA seconds of whole non-streaming answers
+    ttft: float | None = None  # EWMA seconds to the first streamed chunk
+    error_rate: float = 0.0  # share of failed attempts in the recent window
+    in_flight: int = 0  # attempts and open streams right now
+    samples: int = 0  # outcomes seen
+
+
+class LiveStats(Protocol):
+    """Per-deployment performance, fed by the executor and read by routing strategies."""
+
+    def started(self, deployment: str) -> None:
+        """An attempt (or stream) began: counts as in flight until `finished`."""
+        ...
+
+    def finished(
+        self, deployment: str, *, ok: bool, latency: float | None = None, ttft: float | None = None
+    ) -> None: ...
+
+    def get(self, deployment: str) -> DeploymentStats: ...
+
+    def in_flight(self, deployment: str) -> int:
+        """The in-flight count alone (cheap: the executor checks it on every attempt)."""
+        ...
+
+    def snapshot(self) -> dict[str, DeploymentStats]: ...

@@ -15,7 +15,8 @@ from polyroute.execution.executor import Completed, Executor
 from polyroute.kinds import EndpointKind
 from polyroute.routing.build import build_router
 from polyroute.routing.router import Router
-from polyroute.state.memory import MemoryBreakers, MemoryRetryBudget
+from polyroute.routing.runtime import Runtime
+from polyroute.state.memory import MemoryBreakers, MemoryLiveStats, MemoryRetryBudget
 from polyroute.testing import FakeClock, ScriptedProvider, error_reply
 
 BODY = {"messages": [{"role": "user", "content": "hi"}]}
@@ -33,14 +34,17 @@ class Rig:
         config = parse_config(text)
         self.clock = FakeClock()
         self.providers = {n: scripts.get(n, ScriptedProvider()) for n in names}
-        breakers = MemoryBreakers(config.resilience.breaker, self.clock)
-        self.router: Router = build_router(config, health=breakers)
+        self.runtime = Runtime(
+            health=MemoryBreakers(config.resilience.breaker, self.clock),
+            stats=MemoryLiveStats(config.stats, self.clock),
+            clock=self.clock,
+        )
+        self.router: Router = build_router(config, self.runtime)
         self.executor = Executor(
             self.providers,
             resilience=config.resilience,
-            breakers=breakers,
+            runtime=self.runtime,
             budget=MemoryRetryBudget(config.resilience.retry_budget, self.clock),
-            clock=self.clock,
             rng=random.Random(7),
         )
 
@@ -197,9 +201,9 @@ async def test_deadline_passed_before_a_retry_is_a_504() -> None:
 async def test_full_deployment_is_skipped_and_all_full_is_503() -> None:
     """C2: at its in-flight limit a deployment is skipped; with all full: fast 503."""
     rig = Rig({}, ORDERED, "resilience: {max_in_flight_per_deployment: 1}\n")
-    rig.executor.in_flight["a"] = 1
+    rig.runtime.stats.started("a")
     assert (await rig.call("ab")).deployment.name == "b"
-    rig.executor.in_flight["b"] = 1
+    rig.runtime.stats.started("b")
     with pytest.raises(Overloaded) as info:
         await rig.call("ab")
     assert info.value.status == 503
@@ -244,3 +248,12 @@ async def test_never_eject_everything_panic_then_degraded() -> None:
     degraded = rig.router.decide(ctx)
     assert (degraded.deployment.name, degraded.degraded) == ("cheap", True)
     assert (await rig.call("safe")).deployment.name == "cheap"
+
+
+async def test_route_timeouts_replace_the_deployments() -> None:
+    """A route's `timeouts` apply to its attempts instead of each deployment's own."""
+    routes = "  r: {strategy: single, target: a, timeouts: {first_byte: 3, idle: 2}}\n"
+    rig = Rig({}, routes)
+    await rig.call("r")
+    sent = rig.providers["a"].requests[0].timeouts
+    assert (sent.first_byte, sent.idle) == (3, 2)

@@ -119,6 +119,17 @@ def test_fault_before_first_byte_without_fallback(
     assert error.response.headers["x-should-retry"] == "false"
     assert "deployment p" in error.message
     assert m.primary.stats()["requests_total"] == 3
+    _assert_nothing_left_running(m.primary)
+
+
+def _assert_nothing_left_running(sim: Sim) -> None:
+    """A8: an attempt the gateway gave up on is closed upstream, not left running."""
+    import time
+
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline and sim.stats()["in_flight"]:
+        time.sleep(0.02)
+    assert sim.stats()["in_flight"] == 0
 
 
 @pytest.mark.parametrize("model", ["with-fallback", "alone"])

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from polyroute.context import RequestContext
 from polyroute.registry import Registry
+from polyroute.routing.runtime import Runtime
 from polyroute.routing.target import Target
 
 Resolve = Callable[[str, tuple[str | int, ...]], Target]
@@ -58,6 +59,10 @@ class Strategy(ABC):
     def rank(self, ctx: RequestContext, candidates: Sequence[Target]) -> Ranking:
         """Order `candidates` (the filtered subset of `targets`) for `ctx`, best first."""
 
+    def attach(self, runtime: Runtime) -> None:  # noqa: B027 - optional hook, default no-op
+        """Receive the live state (health, statistics) once the gateway is built; a
+        strategy that needs it keeps a reference. Offline routers never call this."""
+
 
 STRATEGIES: Registry[type[Strategy]] = Registry(
     "strategy",
@@ -65,6 +70,10 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "weighted": "polyroute.routing.strategies.weighted:WeightedStrategy",
         "by_type": "polyroute.routing.strategies.by_type:ByTypeStrategy",
         "single": "polyroute.routing.strategies.single:SingleStrategy",
+        "rules": "polyroute.routing.strategies.rules:RulesStrategy",
+        "lowest_latency": "polyroute.routing.strategies.performance:LowestLatencyStrategy",
+        "least_busy": "polyroute.routing.strategies.performance:LeastBusyStrategy",
+        "power_of_two": "polyroute.routing.strategies.performance:PowerOfTwoStrategy",
     },
     accepts=lambda obj: isinstance(obj, type) and issubclass(obj, Strategy),
 )

@@ -1,0 +1,1 @@
+"""Declarative routing rules: conditions over the request context, compiled once at load."""
