@@ -14,6 +14,7 @@ from typing import Any
 from polyroute.kinds import EndpointKind
 
 _MESSAGE_OVERHEAD_TOKENS = 4
+MAX_PRICE_HEADER = "x-polyroute-max-price"
 PRIVATE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key"}
 )
@@ -43,9 +44,10 @@ class RequestContext:
     __slots__ = (
         "_headers",
         "_language",
-        "_sentiment",
         "_last_user_text",
+        "_max_price",
         "_raw_headers",
+        "_sentiment",
         "_text",
         "_tokens",
         "body",
@@ -77,8 +79,17 @@ class RequestContext:
         self._last_user_text: str | None = None
         self._tokens: int | None = None
         self._headers: dict[str, str] | None = None
+        self._max_price: float | bool | None = False  # False: not read yet
         self._language: str | None = None
         self._sentiment: float | None = None
+
+    @property
+    def max_price(self) -> float | None:
+        """The caller's cap on this request's estimated cost (`x-polyroute-max-price`, USD)."""
+        if self._max_price is False:
+            raw = self._raw_headers.get(MAX_PRICE_HEADER) if self._raw_headers else None
+            self._max_price = _parse_price(raw)
+        return self._max_price
 
     @property
     def language(self) -> str:
@@ -191,3 +202,19 @@ def _last_user_text(kind: EndpointKind, body: dict[str, Any]) -> str:
         if isinstance(message, dict) and message.get("role") == "user":
             return "\n".join(_content(message))
     return ""
+
+
+def _parse_price(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        from polyroute.errors import InvalidRequest
+
+        raise InvalidRequest(
+            f"{MAX_PRICE_HEADER} must be a number of US dollars >= 0", param=MAX_PRICE_HEADER
+        )
+    return value

@@ -12,6 +12,7 @@ from pathlib import Path
 from polyroute.api.auth import KeyStore
 from polyroute.clock import Clock, MonotonicClock
 from polyroute.config import GatewayConfig, load_config
+from polyroute.experiments import Experiments
 from polyroute.execution.executor import Executor
 from polyroute.providers.base import Provider
 from polyroute.providers.registry import build_provider
@@ -40,6 +41,7 @@ class Gateway:
         self.keys = keys
         self.ready = False
         self.in_flight = 0  # requests being served now, for the gateway-wide limit
+        self.experiments = Experiments()
 
     @classmethod
     def from_config(cls, config: GatewayConfig, clock: Clock | None = None) -> Gateway:

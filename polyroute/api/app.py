@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from polyroute.api import info
+from polyroute.api import experiments, info
 from polyroute.api.keys import GATEWAY
 from polyroute.api.proxy import proxy_handler
 from polyroute.gateway import Gateway
@@ -30,13 +30,17 @@ def create_app(gateway: Gateway) -> web.Application:
     for path, kind in PROXIED.items():
         app.router.add_post(path, proxy_handler(kind))
         app.router.add_route("*", path, info.method_not_allowed)
-    for path, handler in (("/v1/route", info.dry_run_route),):
+    for path, handler in (
+        ("/v1/route", info.dry_run_route),
+        ("/v1/feedback", experiments.feedback),
+    ):
         app.router.add_post(path, handler)
         app.router.add_route("*", path, info.method_not_allowed)
     for path, get_handler in (
         ("/v1/models", info.list_models),
         ("/healthz", info.healthz),
         ("/readyz", info.readyz),
+        ("/admin/experiments", experiments.experiments),
     ):
         app.router.add_get(path, get_handler)
         app.router.add_route("*", path, info.method_not_allowed)

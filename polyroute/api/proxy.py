@@ -8,6 +8,7 @@ bytes are forwarded unchanged; only the `model` field sent upstream is rewritten
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from polyroute.errors import GatewayError, Overloaded, UpstreamBadResponse, Upst
 from polyroute.gateway import Gateway
 from polyroute.kinds import EndpointKind
 from polyroute.routing.decision import Decision
+from polyroute.routing.pricing import usage_cost
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("polyroute.api")
@@ -44,6 +46,7 @@ def proxy_handler(kind: EndpointKind) -> Handler:
             overloaded = Overloaded("the gateway is at its limit of requests in flight")
             return error_response(overloaded, request_id)
         gateway.in_flight += 1
+        started = time.monotonic()
         try:
             caller, body = await read_request(request, gateway)
             ctx = make_context(request, kind, body, caller, request_id)
@@ -51,11 +54,16 @@ def proxy_handler(kind: EndpointKind) -> Handler:
             if ctx.stream:
                 return await _stream(request, gateway, ctx, decision, ctx.body)
             done = await gateway.executor.complete(ctx, decision, ctx.body)
+            if decision.experiment is not None:
+                cost = usage_cost(done.deployment, kind, done.data)
+                _record_arm(gateway, decision, request_id, started, ok=True, cost=cost)
             headers = decision_headers(request_id, decision, done.deployment.name, done.attempts)
             return web.Response(
                 body=done.body, status=done.status, content_type=JSON, headers=headers
             )
         except GatewayError as exc:
+            if decision is not None and decision.experiment is not None:
+                _record_arm(gateway, decision, request_id, started, ok=False, cost=None)
             return error_response(exc, request_id, decision)
         except Exception:
             return internal_error(request_id)
@@ -79,6 +87,7 @@ async def _stream(
         **decision_headers(ctx.request_id, decision, opened.deployment.name, opened.attempts),
     }
     response = web.StreamResponse(status=opened.status, headers=headers)
+    started = time.monotonic()
     ok = True  # a client that leaves is not the upstream's failure
     try:
         await response.prepare(request)
@@ -87,7 +96,30 @@ async def _stream(
         pass  # the client went away; closing the upstream below cancels its work
     finally:
         await opened.aclose(ok)
+        if decision.experiment is not None:
+            _record_arm(gateway, decision, ctx.request_id, started, ok=ok, cost=None)
     return response
+
+
+def _record_arm(
+    gateway: Gateway,
+    decision: Decision,
+    request_id: str,
+    started: float,
+    *,
+    ok: bool,
+    cost: float | None,
+) -> None:
+    assert decision.experiment is not None
+    assert decision.arm is not None
+    gateway.experiments.record(
+        decision.experiment,
+        decision.arm,
+        request_id=request_id,
+        ok=ok,
+        latency=time.monotonic() - started,
+        cost=cost,
+    )
 
 
 async def _forward(response: web.StreamResponse, first: bytes, rest: Any, deployment: str) -> bool:

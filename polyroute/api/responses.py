@@ -35,6 +35,8 @@ def decision_headers(
         headers["x-polyroute-degraded"] = "true"
     if decision.panic:
         headers["x-polyroute-panic"] = "true"
+    if decision.arm is not None:
+        headers["x-polyroute-arm"] = f"{decision.experiment}/{decision.arm}"
     return headers
 
 

@@ -34,6 +34,9 @@ class ServerConfig(Strict):
         True, description="let clients name a deployment directly as `model`"
     )
     shutdown_timeout: float = Field(30.0, ge=0, description="seconds to drain on SIGTERM")
+    admin_key: SecretStr | None = Field(
+        None, description="Bearer key for /admin/*; write it as ${ENV}; unset: admin API off"
+    )
 
 
 class PriceConfig(Strict):

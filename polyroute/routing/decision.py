@@ -48,6 +48,9 @@ class Decision:
     """The route's own targets were all ejected; its `degraded` target serves instead."""
     panic: bool = False
     """Every target was ejected and there was no degraded target: all are used anyway."""
+    experiment: str | None = None
+    """The A/B route this request took part in, and its arm."""
+    arm: str | None = None
 
     def merge_route_settings(self, settings: RouteResilience) -> None:
         """Add an enclosing route's fallbacks after the inner ones; inner settings win."""
@@ -78,6 +81,8 @@ class Decision:
                 for error_class, targets in self.fallbacks.items()
             },
             "degraded": self.degraded,
+            "experiment": self.experiment,
+            "arm": self.arm,
             "panic": self.panic,
             "signals": self.signals,
             "rejected": [

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from polyroute.context import RequestContext
 from polyroute.registry import Registry
+from polyroute.routing.pricing import estimate_cost
 from polyroute.routing.target import Target
 
 
@@ -47,13 +48,29 @@ class ContextWindowFilter(Filter):
         return f"~{ctx.token_estimate} prompt tokens exceed its context window of {window}"
 
 
+class MaxPriceFilter(Filter):
+    """The caller's `x-polyroute-max-price` header (USD per request) caps the estimate."""
+
+    name = "max_price"
+
+    def reject(self, ctx: RequestContext, target: Target) -> str | None:
+        limit = ctx.max_price
+        if limit is None:
+            return None
+        cost = estimate_cost(ctx, target)
+        if cost <= limit:
+            return None
+        return f"estimated ${cost:.6f} is over max_price ${limit:.6f}"
+
+
 FILTERS: Registry[type[Filter]] = Registry(
     "filter",
     {
         "capability": "polyroute.routing.filters:CapabilityFilter",
         "context_window": "polyroute.routing.filters:ContextWindowFilter",
+        "max_price": "polyroute.routing.filters:MaxPriceFilter",
     },
     accepts=lambda obj: isinstance(obj, type) and issubclass(obj, Filter),
 )
 
-DEFAULT_FILTERS: tuple[str, ...] = ("capability", "context_window")
+DEFAULT_FILTERS: tuple[str, ...] = ("capability", "context_window", "max_price")

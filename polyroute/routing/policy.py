@@ -115,6 +115,9 @@ class Policy:
         rest = [t for t in ranking.targets[1:] if isinstance(t, Deployment)]
         decision = self._descend(ctx, ranking.targets[0], rest, signals, rejected)
         decision.panic = decision.panic or panic
+        arm = ranking.signals.get("arm")
+        if arm is not None and decision.experiment is None:
+            decision.experiment, decision.arm = self.name, str(arm)
         return decision
 
     def _healthy(self, candidates: list[Target], rejected: list[Rejection]) -> list[Target]:

@@ -74,6 +74,8 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "lowest_latency": "polyroute.routing.strategies.performance:LowestLatencyStrategy",
         "least_busy": "polyroute.routing.strategies.performance:LeastBusyStrategy",
         "power_of_two": "polyroute.routing.strategies.performance:PowerOfTwoStrategy",
+        "cheapest": "polyroute.routing.strategies.cost:CheapestStrategy",
+        "ab": "polyroute.routing.strategies.ab:ABStrategy",
     },
     accepts=lambda obj: isinstance(obj, type) and issubclass(obj, Strategy),
 )
