@@ -52,7 +52,7 @@ async def experiments(request: web.Request) -> web.Response:
     gateway: Gateway = request.app[GATEWAY]
     request_id = new_request_id()
     admin = gateway.config.server.admin_key
-    if admin is None:
+    if admin is None or not admin.get_secret_value():
         error = PermissionDenied(
             "the admin API is disabled: set server.admin_key", code="admin_disabled"
         )

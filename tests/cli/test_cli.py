@@ -31,6 +31,7 @@ def test_check_accepts_the_demo_config() -> None:
     result = polyroute("check", "-c", str(DEMO))
     assert result.returncode == 0, result.stderr
     assert "ok: 6 deployments" in result.stdout
+    assert "experiment" in result.stdout
 
 
 def test_check_reports_field_and_line(tmp_path: Path) -> None:
