@@ -12,8 +12,8 @@ from pathlib import Path
 from polyroute.api.auth import KeyStore
 from polyroute.clock import Clock, MonotonicClock
 from polyroute.config import GatewayConfig, load_config
-from polyroute.experiments import Experiments
 from polyroute.execution.executor import Executor
+from polyroute.experiments import Experiments
 from polyroute.providers.base import Provider
 from polyroute.providers.registry import build_provider
 from polyroute.registry import RegistryError

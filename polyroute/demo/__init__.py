@@ -94,7 +94,8 @@ polyroute demo: gateway on {base}  ({auth})
 simulated models (clearly simulated text, real HTTP servers):
 {sims}
 routes: auto (by request type) -> chat (weighted fast-chat 3 : smart-chat 1), embed, image;
-        fastest (lowest latency), cheapest, smart (rules), experiment (A/B), budget, code;
+        assistant (content), fastest (lowest latency), cheapest, smart (rules),
+        experiment (A/B), budget, code;
         every deployment is also addressable by name.   Ctrl-C stops.
 
 try it:

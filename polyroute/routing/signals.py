@@ -50,6 +50,8 @@ _SCRIPTS: Final[tuple[tuple[str, re.Pattern[str], float], ...]] = (
     ("th", re.compile(r"[\u0e00-\u0e7f]"), 0.25),
     ("latin", re.compile(r"[A-Za-z\u00c0-\u024f]"), 0.25),
 )
+_CJK: Final = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN: Final = _SCRIPTS[-1][1]
 _UKRAINIAN: Final = re.compile(r"[іїєґІЇЄҐ]")
 _PERSIAN: Final = re.compile(r"[پچژگی]")
 _LATIN_WORD: Final = re.compile(r"[a-z\u00c0-\u024f']+")
@@ -167,7 +169,8 @@ _CLAUSE_END: Final = frozenset("\uff0c\u3002\uff01\uff1f\uff1b,.!?;\n")
 
 def sentiment(text: str) -> float:
     """Polarity in [-1, 1] (negative .. positive); 0 when nothing polar is found."""
-    if detect_language(text) in {"zh", "ja"}:
+    cjk = len(_CJK.findall(text))  # as detect_language weighs scripts, in two passes
+    if cjk and cjk >= 0.25 * len(_LATIN.findall(text)):
         return _chinese_sentiment(text)
     return float(_VADER.polarity_scores(text)["compound"])
 

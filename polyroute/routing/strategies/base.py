@@ -76,6 +76,7 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "power_of_two": "polyroute.routing.strategies.performance:PowerOfTwoStrategy",
         "cheapest": "polyroute.routing.strategies.cost:CheapestStrategy",
         "ab": "polyroute.routing.strategies.ab:ABStrategy",
+        "content": "polyroute.routing.strategies.content:ContentStrategy",
     },
     accepts=lambda obj: isinstance(obj, type) and issubclass(obj, Strategy),
 )
