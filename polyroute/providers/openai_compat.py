@@ -172,20 +172,27 @@ class AiohttpResponse:
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         content, idle = self._response.content, self._idle
+        watchdog = _IdleWatchdog(self._response, idle) if idle is not None else None
         try:
             while True:
-                async with asyncio.timeout(idle):
-                    chunk = await content.readany()
+                chunk = await content.readany()
+                if watchdog is not None:
+                    if watchdog.fired:
+                        break
+                    watchdog.touch()
                 if not chunk:
                     return
                 yield chunk
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"deployment {self.deployment}: sent nothing for {idle:.3g}s mid-stream",
-                deployment=self.deployment,
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise translate_error(exc, self.deployment, "mid-stream") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if watchdog is None or not watchdog.fired:
+                raise translate_error(exc, self.deployment, "mid-stream") from None
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        raise UpstreamTimeout(
+            f"deployment {self.deployment}: sent nothing for {idle:.3g}s mid-stream",
+            deployment=self.deployment,
+        )
 
     async def aclose(self) -> None:
         # release() returns a fully read connection to the pool; an unread body closes it,
@@ -194,6 +201,40 @@ class AiohttpResponse:
             self._response.release()
         else:
             self._response.close()
+
+
+class _IdleWatchdog:
+    """Ends a stream that stays silent for `idle` seconds, with one timer per stream.
+
+    A timer per chunk (asyncio.timeout around each read) costs a timer handle per chunk;
+    here a chunk only stores the time it arrived, and the single timer re-arms itself for
+    the remaining time when it fires early. On expiry it closes the response, which ends
+    the pending read; `fired` tells the reader it was a timeout.
+    """
+
+    __slots__ = ("_handle", "_idle", "_last", "_loop", "_response", "fired")
+
+    def __init__(self, response: aiohttp.ClientResponse, idle: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._response = response
+        self._idle = idle
+        self._last = self._loop.time()
+        self.fired = False
+        self._handle = self._loop.call_at(self._last + idle, self._check)
+
+    def touch(self) -> None:
+        self._last = self._loop.time()
+
+    def _check(self) -> None:
+        due = self._last + self._idle
+        if self._loop.time() < due:
+            self._handle = self._loop.call_at(due, self._check)
+            return
+        self.fired = True
+        self._response.close()
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 def translate_error(exc: BaseException, deployment: str, phase: str) -> UpstreamError:
