@@ -18,7 +18,6 @@
         ├── UpstreamBadResponse           502 invalid JSON, oversized body, cut stream
         ├── UpstreamAuthError             502 our credential for the upstream was refused
         ├── UpstreamStatusError           the upstream answered with an error status
-        ├── NoDeploymentAvailable         503 nothing left to try
         └── Overloaded                    503 too many requests in flight (+ retry-after)
 
 Each class knows how to render itself as the OpenAI error body, so the HTTP layer has one
@@ -184,12 +183,6 @@ class UpstreamStatusError(UpstreamError):
         # 429 and 5xx may pass; 3xx (a redirect polyroute does not follow) is a deployment
         # problem another deployment may not have; other 4xx are the request's own fault
         self.retryable = not 400 <= upstream_status < 500 or upstream_status == 429
-
-
-class NoDeploymentAvailable(UpstreamError):
-    status = 503
-    default_code = "no_deployment_available"
-    retryable = False
 
 
 class Overloaded(UpstreamError):

@@ -29,7 +29,6 @@ from polyroute.config.schema import ResilienceConfig
 from polyroute.context import RequestContext
 from polyroute.deployment import Deployment
 from polyroute.errors import (
-    NoDeploymentAvailable,
     Overloaded,
     UpstreamBadResponse,
     UpstreamError,
@@ -386,4 +385,4 @@ def _annotate(error: UpstreamError, deployment: Deployment, attempts: int) -> Up
     return error
 
 
-__all__ = ["Completed", "Executor", "NoDeploymentAvailable", "Streaming"]
+__all__ = ["Completed", "Executor", "Streaming"]
