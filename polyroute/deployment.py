@@ -45,9 +45,6 @@ class Deployment:
             config=config,
         )
 
-    def serves(self, kind: EndpointKind) -> bool:
-        return kind in self.kinds
-
 
 def served_kinds(config: DeploymentConfig) -> frozenset[EndpointKind]:
     """The configured kinds; by default text, or what a simulator's profile serves."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from aiohttp import web
 
+from polyroute.api.auth import hash_key
 from polyroute.api.body import read_json
 from polyroute.api.keys import GATEWAY
 from polyroute.api.responses import error_response, json_response, new_request_id
@@ -58,8 +58,7 @@ async def experiments(request: web.Request) -> web.Response:
         )
         return error_response(error, request_id)
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-    expected = hashlib.sha256(admin.get_secret_value().encode()).digest()
-    given = hashlib.sha256(token.strip().encode()).digest()
+    expected, given = hash_key(admin.get_secret_value()), hash_key(token.strip())
     if scheme.lower() != "bearer" or not hmac.compare_digest(expected, given):
         return error_response(AuthenticationFailed("admin key required"), request_id)
     return json_response(

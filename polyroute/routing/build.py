@@ -107,13 +107,8 @@ class _Builder:
         unresolved: list[ConfigProblem] = []
 
         def resolve(target: str, path: Path_) -> Target:
-            found = self._resolve(target, (*base, *path), str(base[1]))
-            if found is None:
-                unresolved.append(
-                    ConfigProblem((*base, *path), f"{target!r} is neither a deployment nor a route")
-                )
-                return _Unresolved(target)
-            return found
+            found = self._resolve(target, (*base, *path), str(base[1]), unresolved)
+            return found if found is not None else _Unresolved(target)
 
         try:
             strategy = cls(options, resolve)
@@ -123,10 +118,14 @@ class _Builder:
             raise _Invalid(unresolved)
         return strategy
 
-    def _resolve(self, target: str, path: Path_, current: str) -> Target | None:
+    def _resolve(
+        self, target: str, path: Path_, current: str, problems: list[ConfigProblem]
+    ) -> Target | None:
+        """The deployment or route named `target`; an unknown name is added to `problems`."""
         if target in self.deployments:
             return self.deployments[target]
         if target not in self.policies:
+            problems.append(ConfigProblem(path, f"{target!r} is neither a deployment nor a route"))
             return None
         if target == current or self.state.get(target) == "building":
             self.problems.append(ConfigProblem(path, f"route cycle through {target!r}"))
@@ -141,14 +140,8 @@ class _Builder:
         def targets(names: list[str], path: Path_) -> tuple[Target, ...]:
             found: list[Target] = []
             for index, target in enumerate(names):
-                resolved = self._resolve(target, (*base, *path, index), name)
-                if resolved is None:
-                    problems.append(
-                        ConfigProblem(
-                            (*base, *path, index), f"{target!r} is neither a deployment nor a route"
-                        )
-                    )
-                else:
+                resolved = self._resolve(target, (*base, *path, index), name, problems)
+                if resolved is not None:
                     found.append(resolved)
             return tuple(found)
 
@@ -160,15 +153,7 @@ class _Builder:
             fallbacks[error_class] = fallbacks.get(error_class, ()) + resolved
         degraded = None
         if route.degraded is not None:
-            found = self._resolve(route.degraded, (*base, "degraded"), name)
-            if found is None:
-                problems.append(
-                    ConfigProblem(
-                        (*base, "degraded"),
-                        f"{route.degraded!r} is neither a deployment nor a route",
-                    )
-                )
-            degraded = found
+            degraded = self._resolve(route.degraded, (*base, "degraded"), name, problems)
         if problems:
             raise _Invalid(problems)
         timeouts = timeouts_of(route.timeouts) if route.timeouts is not None else None
