@@ -1,9 +1,9 @@
 """A/B experiment results: per arm, requests, errors, latency, cost and feedback, with 95 %
 confidence intervals, so a split can be judged without exporting anything.
 
-In-process for now (one gateway process); durable per-request records come with the
-usage-records work. Feedback (POST /v1/feedback) finds its arm through a bounded memory
-of recent request ids.
+An outcome observer (polyroute.outcomes). In-process for now (one gateway process);
+durable per-request records come with the usage-records work. Feedback (POST /v1/feedback)
+finds its arm through a bounded memory of recent request ids.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
+
+from polyroute.outcomes import Feedback, Outcome
 
 Z95 = 1.96
 
@@ -104,13 +106,26 @@ class Experiments:
         if len(self._recent) > self._remember:
             self._recent.popitem(last=False)
 
-    def feedback(self, request_id: str, score: float) -> tuple[str, str] | None:
-        """Attach a score in [0, 1] to the arm that served `request_id`; None if unknown."""
-        where = self._recent.get(request_id)
+    def observe(self, outcome: Outcome) -> None:
+        decision = outcome.decision
+        if decision is None or decision.experiment is None or decision.arm is None:
+            return
+        self.record(
+            decision.experiment,
+            decision.arm,
+            request_id=outcome.request_id,
+            ok=outcome.ok,
+            latency=outcome.latency,
+            cost=None if outcome.usage is None or outcome.usage.estimated else outcome.cost,
+        )
+
+    def feedback(self, feedback: Feedback) -> dict[str, Any] | None:
+        """Attach a score in [0, 1] to the arm that served the request; None if unknown."""
+        where = self._recent.get(feedback.request_id)
         if where is None:
             return None
-        self._arm(*where).feedback.add(score)
-        return where
+        self._arm(*where).feedback.add(feedback.score)
+        return {"experiment": where[0], "arm": where[1]}
 
     def report(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ from polyroute.clock import Clock, MonotonicClock
 from polyroute.config import GatewayConfig, load_config
 from polyroute.execution.executor import Executor
 from polyroute.experiments import Experiments
+from polyroute.outcomes import Observers
 from polyroute.providers.base import Provider
 from polyroute.providers.registry import build_provider
 from polyroute.registry import RegistryError
@@ -42,6 +43,7 @@ class Gateway:
         self.ready = False
         self.in_flight = 0  # requests being served now, for the gateway-wide limit
         self.experiments = Experiments()
+        self.observers = Observers([self.experiments])
 
     @classmethod
     def from_config(cls, config: GatewayConfig, clock: Clock | None = None) -> Gateway:

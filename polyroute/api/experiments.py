@@ -12,6 +12,7 @@ from polyroute.api.keys import GATEWAY
 from polyroute.api.responses import error_response, json_response, new_request_id
 from polyroute.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from polyroute.gateway import Gateway
+from polyroute.outcomes import Feedback
 
 
 async def feedback(request: web.Request) -> web.Response:
@@ -32,17 +33,18 @@ async def feedback(request: web.Request) -> web.Response:
         label = body.get("label")
         if label is not None and not isinstance(label, str):
             raise InvalidRequest("label must be a string", param="label")
-        where = gateway.experiments.feedback(target, float(score))
-        if where is None:
+        found = gateway.observers.feedback(Feedback(target, float(score), label))
+        if found is None:
             raise NotFound(
-                "unknown request_id: feedback is kept for recent requests served by an A/B route",
+                "unknown request_id: feedback is kept for recent requests served by an A/B "
+                "or adaptive route",
                 param="request_id",
                 code="unknown_request_id",
             )
     except (InvalidRequest, NotFound, AuthenticationFailed) as exc:
         return error_response(exc, request_id)
     return json_response(
-        {"request_id": target, "experiment": where[0], "arm": where[1], "recorded": True},
+        {"request_id": target, **found, "recorded": True},
         headers={"x-request-id": request_id},
     )
 

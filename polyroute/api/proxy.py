@@ -1,8 +1,10 @@
 """The proxied endpoints: chat, completions, embeddings, images.
 
 One request path for all four: authenticate, read and validate the body once, build the
-RequestContext, route, execute, answer (JSON, or SSE for `stream: true`). The upstream's
-bytes are forwarded unchanged; only the `model` field sent upstream is rewritten.
+RequestContext, route, execute, answer (JSON, or SSE for `stream: true`), then report the
+Outcome to the gateway's observers (A/B results, learners, records). The upstream's bytes
+are forwarded unchanged; only the `model` field sent upstream is rewritten, and a usage
+event the gateway asked for on the client's behalf is withheld (see polyroute.usage).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from polyroute.context import RequestContext
 from polyroute.errors import GatewayError, Overloaded, UpstreamBadResponse, UpstreamError
 from polyroute.gateway import Gateway
 from polyroute.kinds import EndpointKind
+from polyroute.outcomes import Outcome
 from polyroute.routing.decision import Decision
-from polyroute.routing.pricing import usage_cost
+from polyroute.usage import StreamUsage, cost_of, estimate, usage_of, wants_stream_usage
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("polyroute.api")
@@ -41,6 +44,7 @@ def proxy_handler(kind: EndpointKind) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         gateway: Gateway = request.app[GATEWAY]
         request_id = new_request_id()
+        ctx: RequestContext | None = None
         decision: Decision | None = None
         if gateway.in_flight >= gateway.config.resilience.max_in_flight:
             overloaded = Overloaded("the gateway is at its limit of requests in flight")
@@ -52,18 +56,29 @@ def proxy_handler(kind: EndpointKind) -> Handler:
             ctx = make_context(request, kind, body, caller, request_id)
             decision = gateway.router.decide(ctx)
             if ctx.stream:
-                return await _stream(request, gateway, ctx, decision, ctx.body)
+                return await _stream(request, gateway, ctx, decision, started)
             done = await gateway.executor.complete(ctx, decision, ctx.body)
-            if decision.experiment is not None:
-                cost = usage_cost(done.deployment, kind, done.data)
-                _record_arm(gateway, decision, request_id, started, ok=True, cost=cost)
+            used = usage_of(kind, done.data) or estimate(ctx)
+            gateway.observers.report(
+                Outcome(
+                    ctx,
+                    decision,
+                    done.deployment,
+                    ok=True,
+                    status=done.status,
+                    latency=time.monotonic() - started,
+                    attempts=done.attempts,
+                    usage=used,
+                    cost=cost_of(done.deployment, used),
+                )
+            )
             headers = decision_headers(request_id, decision, done.deployment.name, done.attempts)
             return web.Response(
                 body=done.body, status=done.status, content_type=JSON, headers=headers
             )
         except GatewayError as exc:
-            if decision is not None and decision.experiment is not None:
-                _record_arm(gateway, decision, request_id, started, ok=False, cost=None)
+            if ctx is not None:
+                _report_failure(gateway, ctx, decision, exc, started)
             return error_response(exc, request_id, decision)
         except Exception:
             return internal_error(request_id)
@@ -79,50 +94,73 @@ async def _stream(
     gateway: Gateway,
     ctx: RequestContext,
     decision: Decision,
-    body: dict[str, Any],
+    started: float,
 ) -> web.StreamResponse:
-    opened = await gateway.executor.stream(ctx, decision, body)
+    opened = await gateway.executor.stream(ctx, decision, ctx.body)
+    ttft = time.monotonic() - started
     headers = {
         **SSE_HEADERS,
         **decision_headers(ctx.request_id, decision, opened.deployment.name, opened.attempts),
     }
     response = web.StreamResponse(status=opened.status, headers=headers)
-    started = time.monotonic()
+    meter = StreamUsage(withhold=not wants_stream_usage(ctx.body))
     ok = True  # a client that leaves is not the upstream's failure
     try:
         await response.prepare(request)
-        ok = await _forward(response, opened.first_chunk, opened.rest, opened.deployment.name)
+        name = opened.deployment.name
+        ok = await _forward(response, opened.first_chunk, opened.rest, name, meter)
     except ConnectionResetError:
         pass  # the client went away; closing the upstream below cancels its work
     finally:
         await opened.aclose(ok)
-        if decision.experiment is not None:
-            _record_arm(gateway, decision, ctx.request_id, started, ok=ok, cost=None)
+        used = meter.usage or estimate(ctx, meter.events)
+        gateway.observers.report(
+            Outcome(
+                ctx,
+                decision,
+                opened.deployment,
+                ok=ok,
+                status=opened.status,
+                latency=time.monotonic() - started,
+                attempts=opened.attempts,
+                ttft=ttft,
+                usage=used,
+                cost=cost_of(opened.deployment, used),
+            )
+        )
     return response
 
 
-def _record_arm(
+def _report_failure(
     gateway: Gateway,
-    decision: Decision,
-    request_id: str,
+    ctx: RequestContext,
+    decision: Decision | None,
+    error: GatewayError,
     started: float,
-    *,
-    ok: bool,
-    cost: float | None,
 ) -> None:
-    assert decision.experiment is not None
-    assert decision.arm is not None
-    gateway.experiments.record(
-        decision.experiment,
-        decision.arm,
-        request_id=request_id,
-        ok=ok,
-        latency=time.monotonic() - started,
-        cost=cost,
+    deployment = None
+    attempts = 0
+    if isinstance(error, UpstreamError) and error.deployment is not None:
+        deployment = gateway.router.deployments.get(error.deployment)
+        attempts = int(error.headers.get("x-polyroute-attempts", "1"))
+    gateway.observers.report(
+        Outcome(
+            ctx,
+            decision,
+            deployment,
+            ok=False,
+            status=error.status,
+            latency=time.monotonic() - started,
+            attempts=attempts,
+            error_type=error.error_type,
+            error_code=error.code,
+        )
     )
 
 
-async def _forward(response: web.StreamResponse, first: bytes, rest: Any, deployment: str) -> bool:
+async def _forward(
+    response: web.StreamResponse, first: bytes, rest: Any, deployment: str, meter: StreamUsage
+) -> bool:
     """Copy chunks as they come; end with an error event unless the stream ended properly
     (returns whether it did).
 
@@ -132,10 +170,17 @@ async def _forward(response: web.StreamResponse, first: bytes, rest: Any, deploy
     """
     tail = first
     try:
-        await response.write(first)
+        forward = meter.feed(first)
+        if forward:
+            await response.write(forward)
         async for chunk in rest:
-            await response.write(chunk)
+            forward = meter.feed(chunk)
+            if forward:
+                await response.write(forward)
             tail = chunk if len(chunk) >= 16 else tail[-16:] + chunk
+        held = meter.finish()
+        if held:
+            await response.write(held)
         if not ends_with_done(tail):
             raise UpstreamBadResponse(
                 f"deployment {deployment}: the stream ended without [DONE]",

@@ -74,6 +74,9 @@ class DeploymentConfig(Strict):
     context_window: int | None = Field(None, gt=0)
     timeouts: TimeoutConfig = Field(default_factory=TimeoutConfig)
     max_connections: int = Field(0, ge=0, description="connection pool size; 0 = unbounded")
+    stream_usage: bool = Field(
+        True, description="ask for usage on streams (stream_options.include_usage)"
+    )
     profile: str | dict[str, Any] | None = Field(
         None, description="simulator provider only: built-in profile name, file or inline"
     )

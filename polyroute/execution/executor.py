@@ -42,6 +42,7 @@ from polyroute.providers.base import Provider, Timeouts, UpstreamRequest, Upstre
 from polyroute.routing.decision import Decision
 from polyroute.routing.runtime import Runtime
 from polyroute.state.base import RetryBudget
+from polyroute.usage import wants_stream_usage
 
 T = TypeVar("T")
 Attempt = Callable[[Deployment, Timeouts], Awaitable[T]]
@@ -297,9 +298,15 @@ class Executor:
         *,
         stream: bool,
     ) -> UpstreamResponse:
+        upstream_body = {**body, "model": deployment.upstream_model}
+        if stream and deployment.config.stream_usage and not wants_stream_usage(body):
+            # limits and budgets settle on real usage; the proxy withholds this event
+            options = body.get("stream_options")
+            extra = options if isinstance(options, dict) else {}
+            upstream_body["stream_options"] = {**extra, "include_usage": True}
         request = UpstreamRequest(
             kind=ctx.kind,
-            body={**body, "model": deployment.upstream_model},
+            body=upstream_body,
             stream=stream,
             request_id=ctx.request_id,
             timeouts=timeouts,

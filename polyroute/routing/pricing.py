@@ -7,8 +7,6 @@ well before any cap. Images are priced per image; embeddings by input only.
 
 from __future__ import annotations
 
-from typing import Any
-
 from polyroute.context import RequestContext
 from polyroute.deployment import Deployment
 from polyroute.kinds import EndpointKind
@@ -43,19 +41,3 @@ def _deployment_cost(ctx: RequestContext, deployment: Deployment, expected_outpu
     cap = body.get("max_completion_tokens") or body.get("max_tokens")
     tokens_out = cap if isinstance(cap, int) and cap > 0 else expected_output
     return (tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok) / 1e6
-
-
-def usage_cost(deployment: Deployment, kind: EndpointKind, answer: dict[str, Any]) -> float | None:
-    """USD actually spent, from the upstream's reported usage (None if it reported none)."""
-    price = deployment.price
-    if kind is EndpointKind.IMAGE:
-        images = answer.get("data")
-        return price.per_image * len(images) if isinstance(images, list) else None
-    usage = answer.get("usage")
-    if not isinstance(usage, dict):
-        return None
-    prompt = usage.get("prompt_tokens")
-    completion = usage.get("completion_tokens") or 0
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        return None
-    return (prompt * price.input_per_mtok + completion * price.output_per_mtok) / 1e6

@@ -153,3 +153,38 @@ def test_admin_needs_the_admin_key(stack: str, tmp_path: Path) -> None:
             off = httpx.get(url.removesuffix("/v1") + "/admin/experiments")
     assert off.status_code == 403
     assert off.json()["error"]["code"] == "admin_disabled"
+
+
+def test_streamed_arm_costs_come_from_real_usage(stack: str) -> None:
+    """Streams are priced from the upstream's usage event, which the gateway asks for; a
+    client that did not ask never sees that extra chunk, one that did gets it unchanged."""
+    base = stack.removesuffix("/v1")
+    headers = {"authorization": f"Bearer {ADMIN}"}
+
+    def cost_n() -> int:
+        report = httpx.get(base + "/admin/experiments", headers=headers).json()["experiments"]
+        return sum(arm["cost_usd"]["n"] for arm in report.get("exp", {}).values())
+
+    before = cost_n()
+    messages = [{"role": "user", "content": "tell me a story"}]
+    with openai.OpenAI(base_url=stack, api_key="x", max_retries=0) as client:
+        plain = list(
+            client.chat.completions.create(model="exp", messages=messages, stream=True, user="s1")
+        )
+        assert plain
+        assert all(chunk.choices for chunk in plain)
+        assert all(chunk.usage is None for chunk in plain)
+        asked = list(
+            client.chat.completions.create(
+                model="exp",
+                messages=messages,
+                stream=True,
+                user="s2",
+                stream_options={"include_usage": True},
+            )
+        )
+    usage = asked[-1].usage
+    assert usage is not None
+    assert usage.completion_tokens > 0
+    assert asked[-1].choices == []
+    assert cost_n() == before + 2

@@ -1,0 +1,58 @@
+"""StreamUsage: reads the usage event wherever the upstream's chunks split it."""
+
+from __future__ import annotations
+
+import orjson
+
+from polyroute.usage import StreamUsage
+
+USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+DELTA = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}'
+LAST = b'data: {"choices":[],"usage":' + orjson.dumps(USAGE) + b"}"
+
+
+def stream(separator: bytes) -> bytes:
+    return separator.join([DELTA, DELTA, LAST, b"data: [DONE]"]) + separator
+
+
+def run(data: bytes, size: int, *, withhold: bool) -> tuple[bytes, StreamUsage]:
+    meter = StreamUsage(withhold=withhold)
+    out = b"".join(meter.feed(data[i : i + size]) for i in range(0, len(data), size))
+    return out + meter.finish(), meter
+
+
+def test_usage_event_found_and_withheld_at_any_split() -> None:
+    for separator in (b"\n\n", b"\r\n\r\n"):
+        data = stream(separator)
+        for size in (1, 5, 17, 64, len(data)):
+            out, meter = run(data, size, withhold=True)
+            assert meter.usage is not None
+            assert meter.usage.completion_tokens == 3
+            assert b'"usage"' not in out
+            assert out == separator.join([DELTA, DELTA, b"data: [DONE]"]) + separator
+
+
+def test_without_withholding_bytes_pass_unchanged() -> None:
+    data = stream(b"\n\n")
+    for size in (3, 40, len(data)):
+        out, meter = run(data, size, withhold=False)
+        assert out == data
+        assert meter.usage is not None
+        assert meter.usage.prompt_tokens == 7
+
+
+def test_usage_inside_a_content_chunk_is_read_but_kept() -> None:
+    """Some upstreams put usage on the last content chunk: it is counted, never dropped."""
+    event = b'data: {"choices":[{"delta":{"content":"x"}}],"usage":' + orjson.dumps(USAGE) + b"}"
+    data = event + b"\n\ndata: [DONE]\n\n"
+    out, meter = run(data, 8, withhold=True)
+    assert out == data
+    assert meter.usage is not None
+    assert meter.usage.total_tokens == 10
+
+
+def test_no_usage_counts_events_for_an_estimate() -> None:
+    data = b"\n\n".join([DELTA, DELTA, DELTA, b"data: [DONE]"]) + b"\n\n"
+    _, meter = run(data, 10, withhold=True)
+    assert meter.usage is None
+    assert meter.events == 4
