@@ -21,6 +21,20 @@ PRIVATE_HEADERS = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """What one API key may use; None: no limit of that kind."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    budget: float | None = None  # USD per budget_period
+    budget_period: str = "month"  # day | week | month | total
+
+
+NO_LIMITS = KeyLimits()
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
     """Who sent the request: the API key's identity and attributes that rules can read."""
 
@@ -30,6 +44,7 @@ class Caller:
     tier: str | None = None
     tags: frozenset[str] = field(default_factory=frozenset)
     allowed_models: frozenset[str] | None = None
+    limits: KeyLimits = NO_LIMITS
 
     def may_use(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models

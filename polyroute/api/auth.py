@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterable
 
 from polyroute.config.schema import KeyConfig
-from polyroute.context import ANONYMOUS, Caller
+from polyroute.context import ANONYMOUS, Caller, KeyLimits
 from polyroute.errors import AuthenticationFailed
 
 _BAD_KEY = "Incorrect API key provided. Check the key you were given for this gateway."
@@ -32,6 +32,13 @@ class KeyStore:
                 tier=key.tier,
                 tags=frozenset(key.tags),
                 allowed_models=frozenset(key.models) if key.models is not None else None,
+                limits=KeyLimits(
+                    rpm=key.rpm,
+                    tpm=key.tpm,
+                    max_parallel=key.max_parallel,
+                    budget=key.budget,
+                    budget_period=key.budget_period,
+                ),
             )
             for key in keys
         }

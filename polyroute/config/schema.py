@@ -8,7 +8,8 @@ strategy's own options model validates the rest when the router is built (see
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
@@ -201,6 +202,12 @@ class KeyConfig(Strict):
     tier: str | None = None
     tags: list[str] = Field(default_factory=list)
     models: list[str] | None = Field(None, description="routes/deployments allowed; None = all")
+    rpm: int | None = Field(None, gt=0, description="requests per minute")
+    tpm: int | None = Field(None, gt=0, description="tokens (in + out) per minute")
+    max_parallel: int | None = Field(None, gt=0, description="requests in flight at once")
+    budget: float | None = Field(None, ge=0, description="USD per budget_period")
+    budget_period: Literal["day", "week", "month", "total"] = "month"
+    expires_at: datetime | None = Field(None, description="ISO 8601; refused after it")
 
     @field_validator("key")
     @classmethod
