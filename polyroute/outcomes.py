@@ -28,6 +28,8 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
+    """Of `prompt_tokens`, those the upstream served from its prompt cache."""
     images: int = 0
     estimated: bool = False
 

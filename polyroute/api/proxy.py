@@ -25,7 +25,7 @@ from polyroute.api.responses import (
     internal_error,
     new_request_id,
 )
-from polyroute.api.sse import SSE_HEADERS, ends_with_done, error_event
+from polyroute.api.sse import SSE_HEADERS, answer_as_events, ends_with_done, error_event
 from polyroute.context import RequestContext
 from polyroute.errors import GatewayError, Overloaded, UpstreamBadResponse, UpstreamError
 from polyroute.gateway import Gateway
@@ -55,10 +55,11 @@ def proxy_handler(kind: EndpointKind) -> Handler:
             caller, body = await read_request(request, gateway)
             ctx = make_context(request, kind, body, caller, request_id)
             decision = gateway.router.decide(ctx)
-            if ctx.stream:
+            aggregated = decision.fan_out is not None and decision.fan_out.aggregator != "fastest"
+            if ctx.stream and not aggregated:
                 return await _stream(request, gateway, ctx, decision, started)
             done = await gateway.executor.complete(ctx, decision, ctx.body)
-            used = usage_of(kind, done.data) or estimate(ctx)
+            used = done.usage or usage_of(kind, done.data) or estimate(ctx)
             gateway.observers.report(
                 Outcome(
                     ctx,
@@ -69,10 +70,14 @@ def proxy_handler(kind: EndpointKind) -> Handler:
                     latency=time.monotonic() - started,
                     attempts=done.attempts,
                     usage=used,
-                    cost=cost_of(done.deployment, used),
+                    cost=done.cost if done.cost is not None else cost_of(done.deployment, used),
                 )
             )
             headers = decision_headers(request_id, decision, done.deployment.name, done.attempts)
+            if done.headers:
+                headers.update(done.headers)
+            if ctx.stream:  # an ensemble's aggregate: known whole before the stream starts
+                return await _send_as_events(request, ctx, done.data, headers)
             return web.Response(
                 body=done.body, status=done.status, content_type=JSON, headers=headers
             )
@@ -128,6 +133,24 @@ async def _stream(
                 cost=cost_of(opened.deployment, used),
             )
         )
+    return response
+
+
+async def _send_as_events(
+    request: web.Request, ctx: RequestContext, data: dict[str, Any], headers: dict[str, str]
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
+    await response.prepare(request)
+    events = answer_as_events(
+        data,
+        chat=ctx.kind is EndpointKind.CHAT,
+        include_usage=wants_stream_usage(ctx.body),
+    )
+    try:
+        await response.write(events)
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client left; the answer was already paid for and recorded
     return response
 
 

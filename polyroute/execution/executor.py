@@ -35,9 +35,11 @@ from polyroute.errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
+from polyroute.execution import ensemble
 from polyroute.execution.candidates import Candidates
 from polyroute.execution.retry import Backoff, error_class, retry_after
 from polyroute.execution.upstream_errors import error_from_response
+from polyroute.outcomes import Usage
 from polyroute.providers.base import Provider, Timeouts, UpstreamRequest, UpstreamResponse
 from polyroute.routing.decision import Decision
 from polyroute.routing.runtime import Runtime
@@ -58,6 +60,11 @@ class Completed:
     status: int
     body: bytes
     data: dict[str, Any]
+    usage: Usage | None = None
+    """Set when the answer is not one upstream's (an ensemble's summed usage)."""
+    cost: float | None = None
+    headers: dict[str, str] | None = None
+    """Extra response headers (an ensemble's summary)."""
 
 
 @dataclass(slots=True)
@@ -120,8 +127,27 @@ class Executor:
     async def complete(
         self, ctx: RequestContext, decision: Decision, body: dict[str, Any]
     ) -> Completed:
-        """Non-streaming: the first answer that is valid JSON."""
+        """Non-streaming: the first answer that is valid JSON (an ensemble: the aggregate
+        of its members' answers)."""
+        if decision.fan_out is not None:
+            result = await ensemble.aggregate(self._complete_one, ctx, decision, body)
+            winner = result.winner
+            header = ensemble.summary_header(result.summary, len(decision.plan))
+            return Completed(
+                winner.deployment,
+                winner.attempts,
+                200,
+                ensemble.dumps(result.data),
+                result.data,
+                usage=result.usage,
+                cost=result.cost,
+                headers={"x-polyroute-ensemble": header},
+            )
+        return await self._complete_one(ctx, decision, body)
 
+    async def _complete_one(
+        self, ctx: RequestContext, decision: Decision, body: dict[str, Any]
+    ) -> Completed:
         async def attempt(deployment: Deployment, timeouts: Timeouts) -> Completed:
             response = await self._send(ctx, deployment, body, timeouts, stream=False)
             payload = await response.read()
@@ -142,9 +168,17 @@ class Executor:
         """Streaming: the first SSE stream that yields a first chunk.
 
         The upstream response is closed on every way out except the hand-off, including
-        cancellation (the client went away), so its connection never lingers.
+        cancellation (the client went away), so its connection never lingers. A `fastest`
+        ensemble races its members' streams; other ensembles are not streamed from here
+        (the API layer sends their aggregate as events).
         """
+        if decision.fan_out is not None:
+            return await ensemble.race(self._stream_one, ctx, decision, body, _discard)
+        return await self._stream_one(ctx, decision, body)
 
+    async def _stream_one(
+        self, ctx: RequestContext, decision: Decision, body: dict[str, Any]
+    ) -> Streaming:
         async def attempt(deployment: Deployment, timeouts: Timeouts) -> Streaming:
             response: UpstreamResponse | None = None
             try:
@@ -316,6 +350,10 @@ class Executor:
     async def aclose(self) -> None:
         for provider in self.providers.values():
             await provider.aclose()
+
+
+async def _discard(stream: Streaming) -> None:
+    await stream.aclose(True)
 
 
 async def _first_chunk(

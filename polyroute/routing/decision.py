@@ -22,6 +22,18 @@ class Rejection:
     route: str
 
 
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """An ensemble: call every deployment of the plan at once and aggregate the answers
+    (see polyroute.routing.strategies.ensemble and polyroute.execution.ensemble)."""
+
+    aggregator: str  # first_success | fastest | majority | judge | merge
+    judge: Deployment | None = None
+    extract: str | None = None
+    """majority: a regex whose first group is the part of an answer that is voted on."""
+    min_success: int = 1
+
+
 @dataclass(slots=True)
 class Decision:
     """Which deployments to try, in order, and why.
@@ -51,6 +63,8 @@ class Decision:
     experiment: str | None = None
     """The A/B route this request took part in, and its arm."""
     arm: str | None = None
+    fan_out: FanOut | None = None
+    """Set by an ensemble: every deployment of `plan` is called, not just the first."""
 
     def merge_route_settings(self, settings: RouteResilience) -> None:
         """Add an enclosing route's fallbacks after the inner ones; inner settings win."""
@@ -84,6 +98,13 @@ class Decision:
             "experiment": self.experiment,
             "arm": self.arm,
             "panic": self.panic,
+            "ensemble": None
+            if self.fan_out is None
+            else {
+                "aggregator": self.fan_out.aggregator,
+                "members": [d.name for d in self.plan],
+                "judge": None if self.fan_out.judge is None else self.fan_out.judge.name,
+            },
             "signals": self.signals,
             "rejected": [
                 {"target": r.target, "route": r.route, "reason": r.reason} for r in self.rejected

@@ -13,7 +13,7 @@ from polyroute.kinds import EndpointKind
 from polyroute.providers.base import Timeouts
 from polyroute.routing.decision import Decision, Rejection
 from polyroute.routing.filters import Filter
-from polyroute.routing.strategies.base import Strategy
+from polyroute.routing.strategies.base import Ranking, Strategy
 from polyroute.routing.target import Target
 from polyroute.state.base import CircuitBreakers
 
@@ -84,16 +84,7 @@ class Policy:
         sub-policy; raises InvalidRequest if nothing can serve the request."""
         strategy = self.strategy
         rejected: list[Rejection] = []
-        candidates = []
-        for target in strategy.targets:
-            reason = None
-            for check in self.filters:
-                reason = check.reject(ctx, target)
-                if reason is not None:
-                    rejected.append(Rejection(target.name, reason, self.name))
-                    break
-            if reason is None:
-                candidates.append(target)
+        candidates = self._filtered(ctx, strategy.targets, rejected)
         if not candidates:
             raise self._nothing_left(ctx, rejected)
         panic = False
@@ -112,12 +103,67 @@ class Policy:
         signals = {self.name: {"strategy": strategy.name, **ranking.signals}}
         if panic:
             signals[self.name]["panic"] = True
+        if ranking.fan_out is not None:  # an ensemble: every target is called
+            return self._fan_out(ctx, ranking, signals, rejected, panic)
         rest = [t for t in ranking.targets[1:] if isinstance(t, Deployment)]
         decision = self._descend(ctx, ranking.targets[0], rest, signals, rejected)
         decision.panic = decision.panic or panic
         arm = ranking.signals.get("arm")
         if arm is not None and decision.experiment is None:
             decision.experiment, decision.arm = self.name, str(arm)
+        return decision
+
+    def _filtered(
+        self, ctx: RequestContext, targets: Sequence[Target], rejected: list[Rejection]
+    ) -> list[Target]:
+        """The targets every filter accepts; the others are added to `rejected`."""
+        candidates = []
+        for target in targets:
+            reason = None
+            for check in self.filters:
+                reason = check.reject(ctx, target)
+                if reason is not None:
+                    rejected.append(Rejection(target.name, reason, self.name))
+                    break
+            if reason is None:
+                candidates.append(target)
+        return candidates
+
+    def _fan_out(
+        self,
+        ctx: RequestContext,
+        ranking: Ranking,
+        signals: dict[str, dict[str, Any]],
+        rejected: list[Rejection],
+        panic: bool,
+    ) -> Decision:
+        """An ensemble's decision: every ranked target joins (a route by its own choice)."""
+        members: list[Deployment] = []
+        for target in ranking.targets:
+            member = target
+            if isinstance(target, Policy):
+                try:
+                    inner = target.decide(ctx)
+                except InvalidRequest as exc:
+                    rejected.append(Rejection(target.name, exc.message, self.name))
+                    continue
+                signals.update(inner.signals)
+                member = inner.deployment
+            if isinstance(member, Deployment) and member not in members:
+                members.append(member)
+        if not members:
+            raise self._nothing_left(ctx, rejected)
+        decision = Decision(
+            route=self.name,
+            strategy=self.strategy.name,
+            plan=members,
+            path=[self.name],
+            signals=signals,
+            rejected=rejected,
+            panic=panic,
+            fan_out=ranking.fan_out,
+        )
+        decision.merge_route_settings(self.resilience)
         return decision
 
     def _healthy(self, candidates: list[Target], rejected: list[Rejection]) -> list[Target]:
@@ -155,7 +201,8 @@ class Policy:
             inner.route = self.name
             inner.signals = {**signals, **inner.signals}
             inner.rejected[:0] = rejected
-            inner.plan.extend(d for d in rest if d not in inner.plan)
+            if inner.fan_out is None:  # an ensemble's plan is its members, nothing more
+                inner.plan.extend(d for d in rest if d not in inner.plan)
             inner.merge_route_settings(settings)
             return inner
         if not isinstance(first, Deployment):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from polyroute.context import RequestContext
 from polyroute.registry import Registry
+from polyroute.routing.decision import FanOut
 from polyroute.routing.runtime import Runtime
 from polyroute.routing.target import Target
 
@@ -38,6 +39,8 @@ class Ranking:
 
     targets: list[Target]
     signals: dict[str, Any] = field(default_factory=dict)
+    fan_out: FanOut | None = None
+    """An ensemble's: call all `targets` at once instead of trying them in order."""
 
 
 class Strategy(ABC):
@@ -77,6 +80,7 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "cheapest": "polyroute.routing.strategies.cost:CheapestStrategy",
         "ab": "polyroute.routing.strategies.ab:ABStrategy",
         "content": "polyroute.routing.strategies.content:ContentStrategy",
+        "ensemble": "polyroute.routing.strategies.ensemble:EnsembleStrategy",
     },
     accepts=lambda obj: isinstance(obj, type) and issubclass(obj, Strategy),
 )
