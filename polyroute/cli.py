@@ -96,6 +96,12 @@ def _serve(args: argparse.Namespace) -> int:
             "anyone who can reach it may use it",
             file=sys.stderr,
         )
+    if args.workers > 1 and config.state.backend == "memory":
+        print(
+            f"warning: state.backend is memory: each of the {args.workers} workers keeps its "
+            "own rate limits, budgets and breakers; use state.backend: redis to share them",
+            file=sys.stderr,
+        )
     return serve(args.config, host, port, workers=max(1, args.workers))
 
 

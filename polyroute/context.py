@@ -136,6 +136,12 @@ class RequestContext:
             }
         return self._headers
 
+    def header(self, name: str) -> str | None:
+        """One request header by its lower-case name, without building `headers`."""
+        if name in PRIVATE_HEADERS or not self._raw_headers:
+            return None
+        return self._raw_headers.get(name)
+
     @property
     def user(self) -> str | None:
         """The end user: the body's OpenAI `user` field, else the key's user."""

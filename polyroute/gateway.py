@@ -6,14 +6,21 @@ One object per process; the HTTP app (polyroute.api.app) and the CLI's offline c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from polyroute.api.auth import KeyStore
+from polyroute.cache import ResponseCache, build_cache
+from polyroute.cache.embedders import deployment_embedder
+from polyroute.cache.semantic import Embed
 from polyroute.clock import Clock, MonotonicClock
 from polyroute.config import GatewayConfig, load_config
 from polyroute.execution.executor import Executor
 from polyroute.experiments import Experiments
+from polyroute.kinds import EndpointKind
+from polyroute.limits.service import Limits
 from polyroute.outcomes import Observers
 from polyroute.providers.base import Provider
 from polyroute.providers.registry import build_provider
@@ -21,7 +28,11 @@ from polyroute.registry import RegistryError
 from polyroute.routing.build import build_router
 from polyroute.routing.router import Router
 from polyroute.routing.runtime import Runtime
-from polyroute.state.memory import MemoryBreakers, MemoryLiveStats, MemoryRetryBudget
+from polyroute.state.backend import StateBackend, build_state, slot_lease
+from polyroute.state.bandit import Learner
+
+if TYPE_CHECKING:
+    from polyroute.records.service import Records
 
 log = logging.getLogger("polyroute")
 
@@ -35,50 +46,130 @@ class Gateway:
         router: Router,
         executor: Executor,
         keys: KeyStore,
+        *,
+        records: Records | None = None,
+        cache: ResponseCache | None = None,
+        state: StateBackend | None = None,
     ) -> None:
         self.config = config
         self.router = router
         self.executor = executor
         self.keys = keys
+        self.records = records  # durable request records + virtual keys (records: on)
+        self.cache = cache  # the response cache (cache: enabled)
         self.ready = False
         self.in_flight = 0  # requests being served now, for the gateway-wide limit
         self.experiments = Experiments()
         self.observers = Observers([self.experiments])
+        self.state = state or build_state(config, executor.clock)  # shared state (`state:`)
+        models = {*router.policies, *router.deployments}
+        self.limits = Limits.from_config(
+            config, self.state.limiter, models, lease=slot_lease(config)
+        )
+        self.observers.add(self.limits)  # settles each request's limits to its real usage
+        if records is not None:
+            self.observers.add(records.writer)
+        self.learners = learners_of(router)  # e.g. adaptive routes: observed, persisted
+        for learner in self.learners:
+            self.observers.add(learner)
+        self._learning: list[asyncio.Task[None]] = []
 
     @classmethod
     def from_config(cls, config: GatewayConfig, clock: Clock | None = None) -> Gateway:
         """Build routing and providers; raises ConfigError for anything unusable."""
         clock = clock or MonotonicClock()
         resilience = config.resilience
-        runtime = Runtime(
-            health=MemoryBreakers(resilience.breaker, clock),
-            stats=MemoryLiveStats(config.stats, clock),
-            clock=clock,
-        )
+        state = build_state(config, clock)
+        runtime = Runtime(health=state.breakers, stats=state.stats, clock=clock)
         router = build_router(config, runtime)
         executor = Executor(
             build_providers(config),
             resilience=resilience,
             runtime=runtime,
-            budget=MemoryRetryBudget(resilience.retry_budget, clock),
+            budget=state.retry_budget,
         )
-        return cls(config, router, executor, KeyStore(config.keys))
+        records = build_records(config)
+        source = records.keys if records is not None else None
+        keys = KeyStore(config.keys, source, refresh=config.records.key_refresh)
+        cache = build_cache(config.cache, embed=semantic_embedder(config, router, executor))
+        return cls(config, router, executor, keys, records=records, cache=cache, state=state)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Gateway:
         return cls.from_config(load_config(path))
 
     async def start(self) -> None:
-        """Open upstream pools before reporting ready."""
+        """Open upstream pools (and the records database) before reporting ready."""
+        await self.state.start()  # Redis (when `state.backend: redis`), unreachable or not
+        if self.records is not None:
+            await self.records.start()
+        await self.keys.start()
         for provider in self.executor.providers.values():
             start = getattr(provider, "start", None)
             if start is not None:
                 await start()
+        self._learning = [asyncio.create_task(x.persist_periodically()) for x in self.learners]
         self.ready = True
 
     async def aclose(self) -> None:
         self.ready = False
+        await self.keys.aclose()
+        for task in self._learning:
+            task.cancel()
+        await asyncio.gather(*self._learning, return_exceptions=True)
         await self.executor.aclose()
+        await self.limits.aclose()  # settlements still on their way to Redis
+        await self.state.aclose()
+        for learner in self.learners:
+            learner.save()
+        if self.records is not None:
+            await self.records.aclose()  # after the drain: writes every queued record
+
+
+def semantic_embedder(config: GatewayConfig, router: Router, executor: Executor) -> Embed | None:
+    """The embedding deployment the semantic cache names (None: the local embedder)."""
+    name = config.cache.semantic.embedder
+    if not config.cache.semantic.enabled or name == "local":
+        return None
+    deployment = router.deployments.get(name)
+    if deployment is None or EndpointKind.EMBEDDING not in deployment.kinds:
+        from polyroute.config.errors import ConfigProblem
+
+        problem = ConfigProblem(
+            ("cache", "semantic", "embedder"),
+            f"{name!r} is neither `local` nor a deployment that serves embeddings",
+        )
+        raise config.error([problem])
+    return deployment_embedder(executor, deployment)
+
+
+def learners_of(router: Router) -> list[Learner]:
+    """The routes' learners (a strategy's `learner`), each bound to its route's name."""
+    learners: list[Learner] = []
+    for name, policy in router.policies.items():
+        learner = getattr(policy.strategy, "learner", None)
+        if isinstance(learner, Learner):
+            learner.bind(name)
+            learners.append(learner)
+    return learners
+
+
+def build_records(config: GatewayConfig) -> Records | None:
+    """The records database of `config` (not opened yet), or None when records are off."""
+    if not config.records.enabled:
+        return None
+    from polyroute.config.errors import ConfigProblem
+    from polyroute.records.service import Records
+
+    try:
+        return Records.from_config(config)
+    except Exception as exc:  # the message may quote the URL, and with it a password
+        problem = ConfigProblem(
+            ("records", "url"),
+            f"not a usable database URL ({type(exc).__name__}); e.g. "
+            "sqlite+aiosqlite:///polyroute.db or postgresql+asyncpg://user:pass@host/db",
+        )
+        raise config.error([problem]) from None
 
 
 def build_providers(config: GatewayConfig) -> dict[str, Provider]:

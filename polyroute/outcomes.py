@@ -59,6 +59,9 @@ class Outcome:
     """USD from the reported (or estimated) usage and the deployment's prices."""
     error_type: str | None = None
     error_code: str | None = None
+    cache: str | None = None
+    """"hit" (answered from the response cache, no upstream call), "miss" (looked up, not
+    found), None (the request was not cacheable)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Figures a strategy adds for its own observer (e.g. an ensemble's other answers)."""
 

@@ -40,14 +40,28 @@ def _parse_usage(usage: Any) -> Usage | None:
     completion = usage.get("completion_tokens") or 0
     if not isinstance(prompt, int) or not isinstance(completion, int):
         return None
-    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if not isinstance(cached, int) or isinstance(cached, bool) or cached < 0:
+        cached = 0
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, cached_tokens=min(cached, prompt)
+    )
 
 
 def cost_of(deployment: Deployment, usage: Usage) -> float:
-    """USD for `usage` at `deployment`'s prices."""
+    """USD for `usage` at `deployment`'s prices; cached prompt tokens (OpenAI's
+    ``usage.prompt_tokens_details.cached_tokens``) at the cached-input price, which
+    defaults to the input price."""
     price = deployment.price
+    cached = usage.cached_tokens
+    cached_price = price.input_per_mtok
+    if price.cached_input_per_mtok is not None:
+        cached_price = price.cached_input_per_mtok
     return (
-        usage.prompt_tokens * price.input_per_mtok + usage.completion_tokens * price.output_per_mtok
+        (usage.prompt_tokens - cached) * price.input_per_mtok
+        + cached * cached_price
+        + usage.completion_tokens * price.output_per_mtok
     ) / 1e6 + usage.images * price.per_image
 
 

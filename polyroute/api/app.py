@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from polyroute.api import experiments, info
+from polyroute.api import admin, experiments, info
 from polyroute.api.keys import GATEWAY
 from polyroute.api.proxy import proxy_handler
 from polyroute.gateway import Gateway
@@ -43,6 +43,17 @@ def create_app(gateway: Gateway) -> web.Application:
         ("/admin/experiments", experiments.experiments),
     ):
         app.router.add_get(path, get_handler)
+        app.router.add_route("*", path, info.method_not_allowed)
+    for path, methods in (
+        ("/admin/keys", {"GET": admin.list_keys, "POST": admin.create_key}),
+        (
+            "/admin/keys/{key_id}",
+            {"GET": admin.get_key, "PATCH": admin.update_key, "DELETE": admin.revoke_key},
+        ),
+        ("/admin/usage", {"GET": admin.usage}),
+    ):
+        for method, admin_handler in methods.items():
+            app.router.add_route(method, path, admin.admin_endpoint(admin_handler))
         app.router.add_route("*", path, info.method_not_allowed)
     app.router.add_route("*", "/{tail:.*}", info.not_found)
     app.on_startup.append(_start)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
-from polyroute.api.auth import hash_key
+from polyroute.api.admin import require_admin
 from polyroute.api.body import read_json
 from polyroute.api.keys import GATEWAY
 from polyroute.api.responses import error_response, json_response, new_request_id
@@ -20,7 +18,7 @@ async def feedback(request: web.Request) -> web.Response:
     gateway: Gateway = request.app[GATEWAY]
     request_id = new_request_id()
     try:
-        gateway.keys.authenticate(request.headers.get("authorization"))
+        await gateway.keys.authenticate(request.headers.get("authorization"))
         body = await read_json(request, 65536)
         target = body.get("request_id")
         score = body.get("score")
@@ -53,16 +51,10 @@ async def experiments(request: web.Request) -> web.Response:
     """GET /admin/experiments: per-arm results with 95 % confidence intervals."""
     gateway: Gateway = request.app[GATEWAY]
     request_id = new_request_id()
-    admin = gateway.config.server.admin_key
-    if admin is None or not admin.get_secret_value():
-        error = PermissionDenied(
-            "the admin API is disabled: set server.admin_key", code="admin_disabled"
-        )
-        return error_response(error, request_id)
-    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-    expected, given = hash_key(admin.get_secret_value()), hash_key(token.strip())
-    if scheme.lower() != "bearer" or not hmac.compare_digest(expected, given):
-        return error_response(AuthenticationFailed("admin key required"), request_id)
+    try:
+        require_admin(request, gateway)
+    except (PermissionDenied, AuthenticationFailed) as exc:
+        return error_response(exc, request_id)
     return json_response(
         {"experiments": gateway.experiments.report()}, headers={"x-request-id": request_id}
     )

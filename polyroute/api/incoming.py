@@ -16,7 +16,7 @@ from polyroute.kinds import EndpointKind
 
 async def read_request(request: web.Request, gateway: Gateway) -> tuple[Caller, dict[str, Any]]:
     """The caller (checked before the body is read) and the parsed JSON body."""
-    caller = gateway.keys.authenticate(request.headers.get("authorization"))
+    caller = await gateway.keys.authenticate(request.headers.get("authorization"))
     body = await read_json(request, gateway.config.server.max_body_bytes)
     return caller, body
 

@@ -19,7 +19,7 @@ async def list_models(request: web.Request) -> web.Response:
     gateway: Gateway = request.app[GATEWAY]
     request_id = new_request_id()
     try:
-        caller = gateway.keys.authenticate(request.headers.get("authorization"))
+        caller = await gateway.keys.authenticate(request.headers.get("authorization"))
     except GatewayError as exc:
         return error_response(exc, request_id)
     data = [_model_entry(gateway, name) for name in gateway.router.listed if caller.may_use(name)]

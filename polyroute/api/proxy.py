@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from polyroute.api.incoming import make_context, read_request
@@ -26,11 +27,14 @@ from polyroute.api.responses import (
     new_request_id,
 )
 from polyroute.api.sse import SSE_HEADERS, answer_as_events, ends_with_done, error_event
+from polyroute.cache import CachePlan, Hit
+from polyroute.cache.assemble import AnswerAssembler
 from polyroute.context import RequestContext
 from polyroute.errors import GatewayError, Overloaded, UpstreamBadResponse, UpstreamError
 from polyroute.gateway import Gateway
 from polyroute.kinds import EndpointKind
-from polyroute.outcomes import Outcome
+from polyroute.limits.service import Ticket
+from polyroute.outcomes import Outcome, Usage
 from polyroute.routing.decision import Decision
 from polyroute.usage import StreamUsage, cost_of, estimate, usage_of, wants_stream_usage
 
@@ -46,6 +50,7 @@ def proxy_handler(kind: EndpointKind) -> Handler:
         request_id = new_request_id()
         ctx: RequestContext | None = None
         decision: Decision | None = None
+        ticket: Ticket | None = None
         if gateway.in_flight >= gateway.config.resilience.max_in_flight:
             overloaded = Overloaded("the gateway is at its limit of requests in flight")
             return error_response(overloaded, request_id)
@@ -54,32 +59,25 @@ def proxy_handler(kind: EndpointKind) -> Handler:
         try:
             caller, body = await read_request(request, gateway)
             ctx = make_context(request, kind, body, caller, request_id)
-            decision = gateway.router.decide(ctx)
+            cache = gateway.cache
+            plan = cache.plan(ctx) if cache is not None else None
+            if cache is not None and plan is not None and plan.lookup:
+                hit = await cache.lookup(ctx, plan)
+                if hit is not None:
+                    return await _from_cache(request, gateway, ctx, hit, started)
+            routed = gateway.router.decide(ctx)
+            # limits after routing (a budget reserves the plan's estimated cost); a refusal
+            # is reported without a decision, since nothing was sent anywhere
+            ticket = await gateway.limits.admit(ctx, routed)
+            decision = routed
+            rate = ticket.headers if ticket is not None else None
             aggregated = decision.fan_out is not None and decision.fan_out.aggregator != "fastest"
             if ctx.stream and not aggregated:
-                return await _stream(request, gateway, ctx, decision, started)
-            done = await gateway.executor.complete(ctx, decision, ctx.body)
-            used = done.usage or usage_of(kind, done.data) or estimate(ctx)
-            gateway.observers.report(
-                Outcome(
-                    ctx,
-                    decision,
-                    done.deployment,
-                    ok=True,
-                    status=done.status,
-                    latency=time.monotonic() - started,
-                    attempts=done.attempts,
-                    usage=used,
-                    cost=done.cost if done.cost is not None else cost_of(done.deployment, used),
+                return await _stream(
+                    request, gateway, ctx, decision, plan=plan, started=started, rate=rate
                 )
-            )
-            headers = decision_headers(request_id, decision, done.deployment.name, done.attempts)
-            if done.headers:
-                headers.update(done.headers)
-            if ctx.stream:  # an ensemble's aggregate: known whole before the stream starts
-                return await _send_as_events(request, ctx, done.data, headers)
-            return web.Response(
-                body=done.body, status=done.status, content_type=JSON, headers=headers
+            return await _complete(
+                request, gateway, ctx, decision, plan=plan, started=started, rate=rate
             )
         except GatewayError as exc:
             if ctx is not None:
@@ -89,9 +87,53 @@ def proxy_handler(kind: EndpointKind) -> Handler:
             return internal_error(request_id)
         finally:
             gateway.in_flight -= 1
+            if ticket is not None:  # exactly once, however the request ended
+                gateway.limits.finish(ticket)
 
     handle.__name__ = f"{kind.value}_handler"
     return handle
+
+
+async def _complete(
+    request: web.Request,
+    gateway: Gateway,
+    ctx: RequestContext,
+    decision: Decision,
+    *,
+    plan: CachePlan | None,
+    started: float,
+    rate: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    """A whole answer (also an ensemble's aggregate asked for as a stream)."""
+    done = await gateway.executor.complete(ctx, decision, ctx.body)
+    used = done.usage or usage_of(ctx.kind, done.data) or estimate(ctx)
+    cache = gateway.cache
+    if cache is not None and plan is not None and done.status == 200:
+        cache.keep(ctx, plan, done.deployment.name, done.body, used)
+    gateway.observers.report(
+        Outcome(
+            ctx,
+            decision,
+            done.deployment,
+            ok=True,
+            status=done.status,
+            latency=time.monotonic() - started,
+            attempts=done.attempts,
+            usage=used,
+            cost=done.cost if done.cost is not None else cost_of(done.deployment, used),
+            cache=None if plan is None else "miss",
+        )
+    )
+    headers = decision_headers(ctx.request_id, decision, done.deployment.name, done.attempts)
+    if done.headers:
+        headers.update(done.headers)
+    if rate:
+        headers.update(rate)
+    if plan is not None:
+        headers["x-polyroute-cache"] = "miss"
+    if ctx.stream:  # an ensemble's aggregate: known whole before the stream starts
+        return await _send_as_events(request, ctx, done.data, headers)
+    return web.Response(body=done.body, status=done.status, content_type=JSON, headers=headers)
 
 
 async def _stream(
@@ -99,26 +141,38 @@ async def _stream(
     gateway: Gateway,
     ctx: RequestContext,
     decision: Decision,
+    *,
+    plan: CachePlan | None,
     started: float,
+    rate: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     opened = await gateway.executor.stream(ctx, decision, ctx.body)
     ttft = time.monotonic() - started
     headers = {
         **SSE_HEADERS,
         **decision_headers(ctx.request_id, decision, opened.deployment.name, opened.attempts),
+        **(rate or {}),
     }
+    if plan is not None:
+        headers["x-polyroute-cache"] = "miss"
     response = web.StreamResponse(status=opened.status, headers=headers)
     meter = StreamUsage(withhold=not wants_stream_usage(ctx.body))
+    assembler = AnswerAssembler(ctx.kind) if plan is not None else None
     ok = True  # a client that leaves is not the upstream's failure
     try:
         await response.prepare(request)
         name = opened.deployment.name
-        ok = await _forward(response, opened.first_chunk, opened.rest, name, meter)
+        tap = assembler.feed if assembler is not None else None
+        ok = await _forward(response, opened.first_chunk, opened.rest, name, meter, tap=tap)
     except ConnectionResetError:
         pass  # the client went away; closing the upstream below cancels its work
     finally:
         await opened.aclose(ok)
         used = meter.usage or estimate(ctx, meter.events)
+        answer = assembler.answer() if assembler is not None and ok else None
+        if gateway.cache is not None and plan is not None and answer is not None:
+            body = orjson.dumps(answer)
+            gateway.cache.keep(ctx, plan, opened.deployment.name, body, used)
         gateway.observers.report(
             Outcome(
                 ctx,
@@ -131,9 +185,42 @@ async def _stream(
                 ttft=ttft,
                 usage=used,
                 cost=cost_of(opened.deployment, used),
+                cache=None if plan is None else "miss",
             )
         )
     return response
+
+
+async def _from_cache(
+    request: web.Request, gateway: Gateway, ctx: RequestContext, hit: Hit, started: float
+) -> web.StreamResponse:
+    """A cached answer: no routing, no upstream call, no cost."""
+    answer = hit.answer
+    headers = {
+        "x-request-id": ctx.request_id,
+        "x-polyroute-route": ctx.model or gateway.router.default_route or "",
+        "x-polyroute-deployment": answer.deployment,
+        "x-polyroute-strategy": "cache",
+        "x-polyroute-attempts": "0",
+        **hit.headers(),
+    }
+    gateway.observers.report(
+        Outcome(
+            ctx,
+            None,
+            gateway.router.deployments.get(answer.deployment),
+            ok=True,
+            status=200,
+            latency=time.monotonic() - started,
+            usage=Usage(),
+            cost=0.0,
+            cache="hit",
+            extra={"saved_usage": answer.usage},
+        )
+    )
+    if ctx.stream:
+        return await _send_as_events(request, ctx, orjson.loads(answer.body), headers)
+    return web.Response(body=answer.body, status=200, content_type=JSON, headers=headers)
 
 
 async def _send_as_events(
@@ -182,7 +269,13 @@ def _report_failure(
 
 
 async def _forward(
-    response: web.StreamResponse, first: bytes, rest: Any, deployment: str, meter: StreamUsage
+    response: web.StreamResponse,
+    first: bytes,
+    rest: Any,
+    deployment: str,
+    meter: StreamUsage,
+    *,
+    tap: Callable[[bytes], None] | None = None,
 ) -> bool:
     """Copy chunks as they come; end with an error event unless the stream ended properly
     (returns whether it did).
@@ -193,10 +286,14 @@ async def _forward(
     """
     tail = first
     try:
+        if tap is not None:
+            tap(first)
         forward = meter.feed(first)
         if forward:
             await response.write(forward)
         async for chunk in rest:
+            if tap is not None:
+                tap(chunk)
             forward = meter.feed(chunk)
             if forward:
                 await response.write(forward)

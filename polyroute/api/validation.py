@@ -15,9 +15,23 @@ from polyroute.kinds import EndpointKind
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 # Fields that would let a client redirect the gateway's upstream call (SSRF) or inject
-# credentials/headers into it.
+# credentials/headers into it, as SDKs and other gateways spell them (refused with 400, so
+# an upstream that honours them, e.g. another proxy, never sees them).
 FORBIDDEN_FIELDS = frozenset(
-    {"api_base", "base_url", "api_key", "api_version", "extra_headers", "headers", "upstream"}
+    {
+        "api_base",
+        "api_key",
+        "api_type",
+        "api_version",
+        "azure_endpoint",
+        "base_url",
+        "custom_llm_provider",
+        "default_headers",
+        "extra_headers",
+        "extra_query",
+        "headers",
+        "upstream",
+    }
 )
 
 

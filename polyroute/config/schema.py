@@ -45,7 +45,9 @@ class PriceConfig(Strict):
 
     input_per_mtok: float = Field(0.0, ge=0)
     output_per_mtok: float = Field(0.0, ge=0)
-    cached_input_per_mtok: float = Field(0.0, ge=0)
+    cached_input_per_mtok: float | None = Field(
+        None, ge=0, description="cached prompt tokens; unset: the input price"
+    )
     per_image: float = Field(0.0, ge=0)
 
 
@@ -151,6 +153,80 @@ class StatsConfig(Strict):
     error_window: float = Field(60.0, gt=0, description="seconds the error rate covers")
 
 
+BudgetPeriod = Literal["day", "week", "month", "total"]
+
+
+class ScopeLimitsConfig(Strict):
+    """Limits of one scope (global, each user, one model); unset: no limit of that kind."""
+
+    rpm: int | None = Field(None, gt=0, description="requests per minute (GCRA, burst = rpm)")
+    tpm: int | None = Field(None, gt=0, description="tokens (in + out) per minute")
+    max_parallel: int | None = Field(None, gt=0, description="requests in flight at once")
+    budget: float | None = Field(None, ge=0, description="USD per budget_period")
+    budget_period: BudgetPeriod = "month"
+
+    @property
+    def empty(self) -> bool:
+        return (
+            self.rpm is None
+            and self.tpm is None
+            and self.max_parallel is None
+            and self.budget is None
+        )
+
+
+class LimitsConfig(Strict):
+    """Rate limits and budgets beyond each key's own (`keys[].rpm`, `tpm`, `budget`...)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    global_: ScopeLimitsConfig = Field(
+        default_factory=ScopeLimitsConfig, alias="global", description="all requests together"
+    )
+    per_user: ScopeLimitsConfig = Field(
+        default_factory=ScopeLimitsConfig,
+        description="each end user (the body's `user`, else the key's `user`) separately",
+    )
+    per_model: dict[str, ScopeLimitsConfig] = Field(
+        default_factory=dict,
+        description="by route alias or deployment name: requests that name or pass through "
+        "the route, or whose first planned deployment is the deployment",
+    )
+    expected_output_tokens: int = Field(
+        256, ge=0, description="tokens reserved for the answer when a request sets no max_tokens"
+    )
+
+
+class StateConfig(Strict):
+    """Where shared state lives: this process (`memory`) or one Redis for every worker and
+    instance (`redis`)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: SecretStr | None = Field(
+        None, description="redis://[:password@]host:port/db; write it as ${ENV}"
+    )
+    key_prefix: str = Field("polyroute", min_length=1, pattern=r"^[A-Za-z0-9._:-]+$")
+    timeout: float = Field(
+        0.1, gt=0, description="seconds a Redis call may take before local state is used"
+    )
+    sync_interval: float = Field(
+        0.2, gt=0, le=10, description="seconds between pushes/pulls of breakers and stats"
+    )
+    retry_interval: float = Field(
+        1.0, gt=0, description="seconds between reconnection attempts while Redis is down"
+    )
+    max_connections: int = Field(64, ge=1, description="Redis connection pool size per process")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
 ERROR_CLASSES = ("rate_limited", "context_window", "content_filter", "unavailable", "any")
 
 
@@ -192,14 +268,13 @@ class RouteConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-class KeyConfig(Strict):
-    """A client API key declared in the config (virtual keys come from the admin API)."""
+class KeySettings(Strict):
+    """What a client API key may do and who it speaks for: shared by keys declared in the
+    config and virtual keys managed through the admin API (``/admin/keys``)."""
 
-    id: str = Field(pattern=NAME_PATTERN)
-    key: SecretStr
-    user: str | None = None
-    team: str | None = None
-    tier: str | None = None
+    user: str | None = Field(None, max_length=256)
+    team: str | None = Field(None, max_length=128)
+    tier: str | None = Field(None, max_length=128)
     tags: list[str] = Field(default_factory=list)
     models: list[str] | None = Field(None, description="routes/deployments allowed; None = all")
     rpm: int | None = Field(None, gt=0, description="requests per minute")
@@ -207,7 +282,16 @@ class KeyConfig(Strict):
     max_parallel: int | None = Field(None, gt=0, description="requests in flight at once")
     budget: float | None = Field(None, ge=0, description="USD per budget_period")
     budget_period: Literal["day", "week", "month", "total"] = "month"
-    expires_at: datetime | None = Field(None, description="ISO 8601; refused after it")
+    expires_at: datetime | None = Field(
+        None, description="ISO 8601 (UTC unless it names a zone); refused from then on"
+    )
+
+
+class KeyConfig(KeySettings):
+    """A client API key declared in the config (virtual keys come from the admin API)."""
+
+    id: str = Field(pattern=NAME_PATTERN)
+    key: SecretStr
 
     @field_validator("key")
     @classmethod
@@ -215,6 +299,62 @@ class KeyConfig(Strict):
         if len(value.get_secret_value()) < 8:
             raise ValueError("keys must be at least 8 characters")
         return value
+
+    @property
+    def settings(self) -> KeySettings:
+        return KeySettings.model_validate(self.model_dump(exclude={"id", "key"}))
+
+
+class RecordsConfig(Strict):
+    """Durable request records and virtual API keys, in SQLite or PostgreSQL (SQLAlchemy).
+
+    `url` unset: ``polyroute.db`` in $POLYROUTE_STATE_DIR, else next to the config file. A
+    relative SQLite path is relative to that same directory. ``sqlite://`` and
+    ``postgresql://`` URLs get the async drivers (aiosqlite, asyncpg) automatically.
+    """
+
+    enabled: bool = True
+    url: SecretStr | None = Field(
+        None,
+        description="sqlite+aiosqlite:///path.db or postgresql+asyncpg://user:pass@host/db; "
+        "write credentials as ${ENV}",
+    )
+    queue_size: int = Field(20_000, ge=1, description="records waiting to be written; more: drop")
+    batch_size: int = Field(500, ge=1, description="rows per INSERT")
+    flush_interval: float = Field(1.0, gt=0, description="seconds between writes at low traffic")
+    shutdown_timeout: float = Field(30.0, gt=0, description="seconds to flush on shutdown")
+    key_refresh: float = Field(
+        1.0, gt=0, description="seconds between checks for keys changed by other instances"
+    )
+
+
+class SemanticCacheConfig(Strict):
+    """Answers to prompts that mean the same, within one route and tenant."""
+
+    enabled: bool = False
+    threshold: float = Field(0.8, gt=0, le=1, description="cosine similarity for a hit")
+    embedder: str = Field(
+        "local", description="local (char n-gram hashing, no model) or an embedding deployment"
+    )
+    max_entries: int = Field(2000, gt=0, description="per route and tenant")
+
+
+class CacheConfig(Strict):
+    """The response cache (see polyroute.cache)."""
+
+    enabled: bool = False
+    ttl: float = Field(300.0, gt=0, description="seconds an answer stays servable")
+    max_entries: int = Field(10_000, gt=0)
+    max_bytes: int = Field(64 * MIB, gt=0, description="total size of cached bodies")
+    max_temperature: float | None = Field(
+        0.0,
+        ge=0,
+        description="cache only requests at or below this temperature (absent = 1.0, "
+        "OpenAI's default); null: cache every request",
+    )
+    routes: list[str] | None = Field(None, description="routes whose answers are cached")
+    backend: Literal["memory", "redis"] = "memory"
+    semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
 
 
 class GatewayConfig(Strict):
@@ -227,8 +367,12 @@ class GatewayConfig(Strict):
         None, description="route used when a request names no model (the playground's 'auto')"
     )
     keys: list[KeyConfig] = Field(default_factory=list)
+    records: RecordsConfig = Field(default_factory=RecordsConfig)
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     _source: str = PrivateAttr("<config>")
     _locate: Callable[[tuple[str | int, ...]], int | None] | None = PrivateAttr(None)

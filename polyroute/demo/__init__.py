@@ -41,6 +41,7 @@ async def _demo(host: str, port: int, key: str | None) -> None:
     from polyroute.api.app import create_app
     from polyroute.providers.simulator.profiles import load_profile
     from polyroute.providers.simulator.server import start_server
+    from polyroute.records.db import STATE_DIR_ENV, user_state_dir
 
     servers: list[SimServer] = []
     try:
@@ -50,6 +51,8 @@ async def _demo(host: str, port: int, key: str | None) -> None:
             os.environ[port_variable(deployment)] = str(server.port)
             servers.append(server)
         config = load_config(DEMO_CONFIG)
+        # records: not next to the packaged config, but in the user's state directory
+        os.environ.setdefault(STATE_DIR_ENV, str(user_state_dir()))
         if key:
             demo_key = KeyConfig.model_validate({"id": "demo", "key": key})
             config = config.model_copy(update={"keys": [demo_key]})

@@ -44,9 +44,8 @@ class Router:
             if self.default_route is None:
                 raise InvalidRequest("you must provide a model parameter", param="model")
             model = ctx.model = self.default_route
-        policy = self.policy_for(model)
-        if not ctx.caller.may_use(model):
+        if not ctx.caller.may_use(model):  # before the lookup: 403 says nothing of existence
             raise PermissionDenied(
                 f"this API key may not use model {model!r}", param="model", code="model_not_allowed"
             )
-        return policy.decide(ctx)
+        return self.policy_for(model).decide(ctx)

@@ -80,6 +80,7 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "cheapest": "polyroute.routing.strategies.cost:CheapestStrategy",
         "ab": "polyroute.routing.strategies.ab:ABStrategy",
         "content": "polyroute.routing.strategies.content:ContentStrategy",
+        "adaptive": "polyroute.routing.strategies.adaptive:AdaptiveStrategy",
         "ensemble": "polyroute.routing.strategies.ensemble:EnsembleStrategy",
     },
     accepts=lambda obj: isinstance(obj, type) and issubclass(obj, Strategy),

@@ -1,0 +1,265 @@
+"""Limits: admission and settlement of every proxied request.
+
+The request path calls `admit` once the request is routed (the budget check needs the
+decision: it reserves the estimated cost of the plan's most expensive deployment), and
+`finish` exactly once when the request is over, whatever way it ends. In between, the
+request's `Outcome` (an observer) tells the real tokens and cost, so `finish` settles the
+reservations to them; without an outcome (the client left before the answer) the
+reservations stand as the charge. Parallel slots are freed in both cases.
+
+Scopes (every one that applies is checked, in one atomic step):
+
+- ``key:<id>``: the API key's own `rpm`, `tpm`, `max_parallel`, `budget`;
+- ``user:<name>``: `limits.per_user`, for the body's OpenAI `user` field, else the key's
+  `user` (a client can choose its `user` value: per-user limits divide one key's traffic
+  among its end users, they do not protect one key from another);
+- ``model:<name>``: `limits.per_model[name]` for the model the request names, every route
+  it passes through and the first deployment of its plan (a fallback deployment is not
+  charged again);
+- ``global``: `limits.global`, all requests together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from polyroute.config.schema import GatewayConfig, LimitsConfig
+from polyroute.context import RequestContext
+from polyroute.deployment import Deployment
+from polyroute.kinds import EndpointKind
+from polyroute.limits.base import Limiter
+from polyroute.limits.checks import BUDGET, PARALLEL, REQUESTS, TOKENS, Check, Demand, Verdict
+from polyroute.limits.headers import rate_headers, refusal
+from polyroute.limits.periods import period_id, wall_now
+from polyroute.outcomes import Feedback, Outcome
+from polyroute.routing.decision import Decision
+from polyroute.routing.pricing import estimate_cost
+
+log = logging.getLogger("polyroute.limits")
+_MAX_NAME = 128
+
+
+class _Spec(Protocol):
+    """Limits of one scope (KeyLimits and ScopeLimitsConfig both fit)."""
+
+    @property
+    def rpm(self) -> int | None: ...
+    @property
+    def tpm(self) -> int | None: ...
+    @property
+    def max_parallel(self) -> int | None: ...
+    @property
+    def budget(self) -> float | None: ...
+    @property
+    def budget_period(self) -> str: ...
+
+
+@dataclass(slots=True)
+class Ticket:
+    """One admitted request, until it is settled."""
+
+    demand: Demand
+    verdict: Verdict
+    headers: dict[str, str]
+    """The ``x-ratelimit-*`` headers of its answer."""
+    tokens: int | None = None
+    """Real tokens, from the outcome (None: no outcome came)."""
+    cost: float = 0.0
+    finished: bool = False
+
+
+class Limits:
+    """The gateway's limits, over a `Limiter` (memory or Redis)."""
+
+    def __init__(self, config: LimitsConfig, limiter: Limiter, *, lease: float = 630.0) -> None:
+        self.config = config
+        self.limiter = limiter
+        self._decide_now = getattr(limiter, "decide", None)  # MemoryLimiter: synchronous
+        self._global = None if config.global_.empty else config.global_
+        self._per_user = None if config.per_user.empty else config.per_user
+        self._per_model = {name: spec for name, spec in config.per_model.items() if not spec.empty}
+        self._expected_output = config.expected_output_tokens
+        self._lease = lease
+        self._open: dict[str, Ticket] = {}
+        self.admitted = 0
+        self.refused = 0
+        self.settled = 0
+
+    @classmethod
+    def from_config(
+        cls, config: GatewayConfig, limiter: Limiter, models: Collection[str], *, lease: float
+    ) -> Limits:
+        """`config.limits` over `limiter`; `models` are the route and deployment names that
+        `per_model` may use (ConfigError for any other)."""
+        from polyroute.config.errors import ConfigProblem
+
+        unknown = [name for name in config.limits.per_model if name not in models]
+        if unknown:
+            raise config.error(
+                [
+                    ConfigProblem(("limits", "per_model", name), "names no route or deployment")
+                    for name in unknown
+                ]
+            )
+        return cls(config.limits, limiter, lease=lease)
+
+    # -- the request path -------------------------------------------------------------
+
+    async def admit(self, ctx: RequestContext, decision: Decision) -> Ticket | None:
+        """Check and reserve; None when no limit applies to this request. Raises
+        RateLimited (429, with `retry-after` and ``x-ratelimit-*``) when one refuses."""
+        demand = self.demand(ctx, decision)
+        if demand is None:
+            return None
+        verdict = await self._decide(demand)
+        if not verdict.allowed:
+            self.refused += 1
+            raise refusal(demand, verdict)
+        self.admitted += 1
+        ticket = Ticket(demand, verdict, rate_headers(demand, verdict))
+        self._open[demand.request_id] = ticket
+        return ticket
+
+    def finish(self, ticket: Ticket) -> None:
+        """Settle `ticket` (once; later calls do nothing) without waiting for Redis."""
+        if ticket.finished:
+            return
+        ticket.finished = True
+        self._open.pop(ticket.demand.request_id, None)
+        self.settled += 1
+        demand, verdict = ticket.demand, ticket.verdict
+        if ticket.tokens is None:
+            self.limiter.release(demand, verdict)
+        else:
+            self.limiter.settle(demand, verdict, ticket.tokens, ticket.cost)
+
+    # -- Observer ---------------------------------------------------------------------
+
+    def observe(self, outcome: Outcome) -> None:
+        ticket = self._open.get(outcome.request_id)
+        if ticket is None:
+            return
+        usage = outcome.usage
+        ticket.tokens = usage.total_tokens if usage is not None else 0
+        ticket.cost = outcome.cost or 0.0
+
+    def feedback(self, feedback: Feedback) -> dict[str, Any] | None:
+        return None
+
+    # -- building a demand ------------------------------------------------------------
+
+    def demand(self, ctx: RequestContext, decision: Decision) -> Demand | None:
+        """What `ctx` asks of every scope that limits it; None when none does."""
+        checks: list[Check] = []
+        tokens: int | None = None
+        cost: float | None = None
+        wall: float | None = None
+        for scope, spec in self._scopes(ctx, decision):
+            if spec.rpm is not None:
+                checks.append(Check(REQUESTS, scope, "rq:" + scope, spec.rpm, 1))
+            if spec.tpm is not None:
+                if tokens is None:
+                    tokens = self.token_estimate(ctx, decision)
+                checks.append(Check(TOKENS, scope, "tk:" + scope, spec.tpm, tokens))
+            if spec.max_parallel is not None:
+                checks.append(Check(PARALLEL, scope, "pl:" + scope, spec.max_parallel, 1))
+            if spec.budget is not None:
+                if cost is None:
+                    cost = self.cost_estimate(ctx, decision)
+                if wall is None:
+                    wall = wall_now()
+                key = f"sp:{scope}:{period_id(spec.budget_period, wall)}"
+                checks.append(Check(BUDGET, scope, key, spec.budget, cost, spec.budget_period))
+        if not checks:
+            return None
+        return Demand(ctx.request_id, checks, tokens or 0, cost or 0.0, self._lease)
+
+    def _scopes(self, ctx: RequestContext, decision: Decision) -> Iterator[tuple[str, _Spec]]:
+        caller = ctx.caller
+        if caller.key_id is not None:
+            yield "key:" + caller.key_id, caller.limits
+        if self._per_user is not None:
+            user = ctx.user
+            if user:
+                yield "user:" + _name(user), self._per_user
+        if self._per_model:
+            for name in _model_names(ctx, decision):
+                spec = self._per_model.get(name)
+                if spec is not None:
+                    yield "model:" + name, spec
+        if self._global is not None:
+            yield "global", self._global
+
+    def token_estimate(self, ctx: RequestContext, decision: Decision) -> int:
+        """Tokens reserved: the prompt estimate plus `max_tokens` (or
+        `max_completion_tokens`, times `n`), else the expected answer length; for an
+        ensemble, once per member."""
+        if ctx.kind is EndpointKind.IMAGE:
+            return 0
+        output = 0
+        if ctx.kind is not EndpointKind.EMBEDDING:
+            body = ctx.body
+            cap = body.get("max_completion_tokens") or body.get("max_tokens")
+            output = cap if isinstance(cap, int) and cap > 0 else self._expected_output
+            n = body.get("n")
+            if isinstance(n, int) and n > 1:
+                output *= n
+        members = len(decision.plan) if decision.fan_out is not None else 1
+        return (ctx.token_estimate + output) * members
+
+    def cost_estimate(self, ctx: RequestContext, decision: Decision) -> float:
+        """USD reserved: the most expensive deployment the request may end on (plan and
+        fallbacks), or, for an ensemble, every member plus its judge."""
+        expected = self._expected_output
+        if decision.fan_out is not None:
+            total = sum(estimate_cost(ctx, d, expected) for d in decision.plan)
+            judge = decision.fan_out.judge
+            return total + (estimate_cost(ctx, judge, expected) if judge is not None else 0.0)
+        costs = [estimate_cost(ctx, d, expected) for d in decision.plan]
+        for targets in decision.fallbacks.values():
+            costs.extend(estimate_cost(ctx, t, expected) for t in targets)
+        return max(costs, default=0.0)
+
+    # -- internals --------------------------------------------------------------------
+
+    async def _decide(self, demand: Demand) -> Verdict:
+        if self._decide_now is not None:  # in-process: no await, no task
+            verdict: Verdict = self._decide_now(demand)
+            return verdict
+        return await self.limiter.admit(demand)
+
+    def snapshot(self) -> dict[str, int]:
+        return {
+            "admitted": self.admitted,
+            "refused": self.refused,
+            "settled": self.settled,
+            "open": len(self._open),
+        }
+
+    async def aclose(self) -> None:
+        """Wait for settlements still on their way to Redis."""
+        try:
+            await asyncio.wait_for(self.limiter.flush(), 5)
+        except TimeoutError:
+            log.warning("limits: settlements still unwritten at shutdown")
+        await self.limiter.aclose()
+
+
+def _model_names(ctx: RequestContext, decision: Decision) -> list[str]:
+    names = [ctx.model, decision.route, *decision.path]
+    if decision.plan:
+        first: Deployment = decision.plan[0]
+        names.append(first.name)
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def _name(user: str) -> str:
+    """A user name as a key part: long ones are hashed (the body's `user` is free text)."""
+    if len(user) <= _MAX_NAME:
+        return user
+    return "sha256:" + hashlib.sha256(user.encode("utf-8")).hexdigest()

@@ -1,0 +1,151 @@
+"""RecordWriter: batches, the drop counter of a full queue, retries, flush on close."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from polyroute.records.db import Database
+from polyroute.records.writer import RecordWriter
+
+
+def row(n: int, **overrides: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    base: dict[str, Any] = {
+        "request_id": f"req_{n}",
+        "time": now,
+        "day": now.strftime("%Y-%m-%d"),
+        "key_id": "k",
+        "kind": "chat",
+        "model": "m",
+        "ok": True,
+        "status": 200,
+        "prompt_tokens": 1,
+        "completion_tokens": 2,
+        "cost": 0.5,
+    }
+    return {**base, **overrides}
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'records.db'}")
+    await database.migrate()
+    yield database
+    await database.aclose()
+
+
+def count(db: Database) -> int:
+    assert db.url.database is not None
+    with sqlite3.connect(db.url.database) as conn:
+        return int(conn.execute("SELECT count(*) FROM polyroute_requests").fetchone()[0])
+
+
+async def test_full_queue_drops_counts_and_warns(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A queue of 3: the 4th and 5th records are dropped, counted and warned about once."""
+    writer = RecordWriter(db, queue_size=3, batch_size=10, flush_interval=60)
+    with caplog.at_level(logging.WARNING, logger="polyroute.records"):
+        accepted = [writer.enqueue(row(n)) for n in range(5)]
+    assert accepted == [True, True, True, False, False]
+    assert writer.dropped == 2
+    assert writer.queued == 3
+    assert writer.lag >= 0
+    drops = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(drops) == 1  # rate-limited: one warning for the burst
+    writer.start()
+    await writer.close()
+    assert writer.written == 3
+    assert count(db) == 3
+    assert writer.stats()["dropped"] == 2
+
+
+async def test_rows_are_written_in_batches_and_flushed_on_close(db: Database) -> None:
+    writer = RecordWriter(db, queue_size=100, batch_size=4, flush_interval=60)
+    writer.start()
+    for n in range(10):
+        writer.enqueue(row(n))
+    await writer.close()  # long flush_interval: only close writes the tail
+    assert (writer.written, writer.batches, writer.queued, writer.dropped) == (10, 3, 0, 0)
+    assert count(db) == 10
+    assert not writer.enqueue(row(99))  # closed: refused and counted
+    assert writer.dropped == 1
+
+
+async def test_interval_flush_without_full_batch(db: Database) -> None:
+    writer = RecordWriter(db, queue_size=100, batch_size=100, flush_interval=0.05)
+    writer.start()
+    writer.enqueue(row(1))
+    for _ in range(100):
+        if writer.written:
+            break
+        await _sleep(0.02)
+    assert writer.written == 1
+    await writer.close()
+
+
+async def test_a_refused_row_is_isolated(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    """A batch with one row the database refuses (NOT NULL): the others are still written."""
+    writer = RecordWriter(db, queue_size=100, batch_size=10, flush_interval=60)
+    writer.enqueue(row(1))
+    writer.enqueue(row(2, ok=None))
+    writer.enqueue(row(3))
+    with caplog.at_level(logging.WARNING, logger="polyroute.records"):
+        await writer.flush()
+    assert (writer.written, writer.failed) == (2, 1)
+    assert count(db) == 2
+    assert "req_2" in caplog.text
+    await writer.close()
+
+
+class _Flaky:
+    """A Database whose first `failures` transactions fail as if the server were down."""
+
+    def __init__(self, db: Database, failures: int) -> None:
+        self.db, self.url, self.failures = db, db.url, failures
+        self.engine = self
+
+    def begin(self) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise OperationalError("INSERT", {}, ConnectionRefusedError("down"))
+        return self.db.engine.begin()
+
+
+async def test_transient_failures_are_retried_not_lost(db: Database) -> None:
+    writer = RecordWriter(_Flaky(db, 3), queue_size=100, batch_size=10)  # type: ignore[arg-type]
+    for n in range(5):
+        writer.enqueue(row(n))
+    await writer.flush()
+    assert (writer.written, writer.retries, writer.failed) == (5, 3, 0)
+    assert count(db) == 5
+
+
+async def test_close_gives_up_after_shutdown_timeout(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that stays down: close returns after shutdown_timeout, losses counted."""
+    flaky = _Flaky(db, 10**9)
+    writer = RecordWriter(flaky, batch_size=2, shutdown_timeout=0.3)  # type: ignore[arg-type]
+    writer.start()
+    for n in range(5):
+        writer.enqueue(row(n))
+    with caplog.at_level(logging.ERROR, logger="polyroute.records"):
+        await writer.close()
+    assert writer.dropped == 5
+    assert writer.written == 0
+    assert "could not be written" in caplog.text
+
+
+async def _sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
