@@ -17,6 +17,7 @@ from polyroute.cache.embedders import deployment_embedder
 from polyroute.cache.semantic import Embed
 from polyroute.clock import Clock, MonotonicClock
 from polyroute.config import GatewayConfig, load_config
+from polyroute.dashboard.traffic import Traffic
 from polyroute.execution.executor import Executor
 from polyroute.experiments import Experiments
 from polyroute.kinds import EndpointKind
@@ -60,7 +61,8 @@ class Gateway:
         self.ready = False
         self.in_flight = 0  # requests being served now, for the gateway-wide limit
         self.experiments = Experiments()
-        self.observers = Observers([self.experiments])
+        self.traffic = Traffic(executor.clock)  # live figures for /dashboard
+        self.observers = Observers([self.experiments, self.traffic])
         self.state = state or build_state(config, executor.clock)  # shared state (`state:`)
         models = {*router.policies, *router.deployments}
         self.limits = Limits.from_config(

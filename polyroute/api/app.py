@@ -12,6 +12,7 @@ from aiohttp import web
 from polyroute.api import admin, experiments, info
 from polyroute.api.keys import GATEWAY
 from polyroute.api.proxy import proxy_handler
+from polyroute.dashboard import views as dashboard
 from polyroute.gateway import Gateway
 from polyroute.kinds import EndpointKind
 
@@ -55,6 +56,7 @@ def create_app(gateway: Gateway) -> web.Application:
         for method, admin_handler in methods.items():
             app.router.add_route(method, path, admin.admin_endpoint(admin_handler))
         app.router.add_route("*", path, info.method_not_allowed)
+    dashboard.add_routes(app)  # /dashboard, /playground, /admin/stats
     app.router.add_route("*", "/{tail:.*}", info.not_found)
     app.on_startup.append(_start)
     app.on_shutdown.append(_stop_ready)

@@ -92,6 +92,12 @@ def _banner(host: str, port: int, servers: list[SimServer], key: str | None) -> 
         else "auth OFF (loopback demo: any key works; `polyroute demo --key sk-...` turns it on)"
     )
     sims = "\n".join(f"  {s.profile.name:<11} {s.url}" for s in servers)
+    site = f"http://{host}:{port}"
+    admin = (
+        "admin key: the POLYROUTE_ADMIN_KEY you set"
+        if os.environ.get("POLYROUTE_ADMIN_KEY")
+        else "off: start with POLYROUTE_ADMIN_KEY=<a secret> to turn it on"
+    )
     return f"""\
 polyroute demo: gateway on {base}  ({auth})
 simulated models (clearly simulated text, real HTTP servers):
@@ -100,6 +106,9 @@ routes: auto (by request type) -> chat (weighted fast-chat 3 : smart-chat 1), em
         assistant (content), fastest (lowest latency), cheapest, smart (rules),
         experiment (A/B), budget, code;
         every deployment is also addressable by name.   Ctrl-C stops.
+
+in a browser: {site}/playground  (chat or image prompts, with the routing decision)
+              {site}/dashboard   (live traffic, breakers, A/B results; {admin})
 
 try it:
   curl -s {base}/chat/completions -H 'Content-Type: application/json' \\
