@@ -82,6 +82,7 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
         "content": "polyroute.routing.strategies.content:ContentStrategy",
         "adaptive": "polyroute.routing.strategies.adaptive:AdaptiveStrategy",
         "ensemble": "polyroute.routing.strategies.ensemble:EnsembleStrategy",
+        "quality": "polyroute.routing.strategies.quality:QualityStrategy",
     },
     accepts=lambda obj: isinstance(obj, type) and issubclass(obj, Strategy),
 )
