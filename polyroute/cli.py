@@ -1,4 +1,4 @@
-"""The `polyroute` command: serve, demo, simulate, route, check."""
+"""The `polyroute` command: serve, demo, simulate, route, check, replay."""
 
 from __future__ import annotations
 
@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a config file")
     check.add_argument("-c", "--config", required=True)
     check.set_defaults(func=_check)
+
+    from polyroute.replay.cli import add_parser as add_replay
+
+    add_replay(commands)  # polyroute replay: offline re-routing of logged traffic
     return parser
 
 

@@ -22,6 +22,7 @@ from polyroute.execution.executor import Executor
 from polyroute.experiments import Experiments
 from polyroute.kinds import EndpointKind
 from polyroute.limits.service import Limits
+from polyroute.observability.telemetry import Telemetry
 from polyroute.outcomes import Observers
 from polyroute.providers.base import Provider
 from polyroute.providers.registry import build_provider
@@ -75,6 +76,9 @@ class Gateway:
         for learner in self.learners:
             self.observers.add(learner)
         self._learning: list[asyncio.Task[None]] = []
+        # metrics (/metrics), access log, request log, tracing (`observability:`)
+        self.telemetry = Telemetry.attach(self)
+        self.metrics = self.telemetry.metrics
 
     @classmethod
     def from_config(cls, config: GatewayConfig, clock: Clock | None = None) -> Gateway:
@@ -111,6 +115,7 @@ class Gateway:
             if start is not None:
                 await start()
         self._learning = [asyncio.create_task(x.persist_periodically()) for x in self.learners]
+        await self.telemetry.start()
         self.ready = True
 
     async def aclose(self) -> None:
@@ -126,6 +131,7 @@ class Gateway:
             learner.save()
         if self.records is not None:
             await self.records.aclose()  # after the drain: writes every queued record
+        await self.telemetry.aclose()  # after the drain: the request log's queue
 
 
 def semantic_embedder(config: GatewayConfig, router: Router, executor: Executor) -> Embed | None:

@@ -18,6 +18,8 @@ from aiohttp import web
 
 from polyroute.api.app import create_app
 from polyroute.gateway import Gateway
+from polyroute.observability.logs import configure_logging
+from polyroute.observability.metrics import prepare_multiprocess
 from polyroute.runtime import run, wait_for_signal
 
 Announce = Callable[[str], None]
@@ -58,7 +60,11 @@ async def serve_gateway(
 
 def _worker(config_path: str, host: str, port: int, reuse_port: bool) -> None:
     gateway = Gateway.from_file(config_path)
-    run(lambda: serve_gateway(gateway, host, port, reuse_port=reuse_port, announce=_stderr))
+    sink = configure_logging(gateway.config)  # JSON or text lines, secrets redacted
+    try:
+        run(lambda: serve_gateway(gateway, host, port, reuse_port=reuse_port, announce=_stderr))
+    finally:
+        sink.close()
 
 
 def serve(config_path: str | Path, host: str, port: int, workers: int = 1) -> int:
@@ -66,6 +72,16 @@ def serve(config_path: str | Path, host: str, port: int, workers: int = 1) -> in
     if workers <= 1:
         _worker(str(config_path), host, port, reuse_port=False)
         return 0
+    metrics_done = prepare_multiprocess()  # the workers' metrics meet in files
+    try:
+        return _supervise(config_path, host, port, workers, metrics_done)
+    finally:
+        metrics_done(None)
+
+
+def _supervise(
+    config_path: str | Path, host: str, port: int, workers: int, dead: Callable[[int], None]
+) -> int:
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(target=_worker, args=(str(config_path), host, port, True), daemon=False)
@@ -84,6 +100,8 @@ def serve(config_path: str | Path, host: str, port: int, workers: int = 1) -> in
     signal.signal(signal.SIGTERM, forward)
     for process in processes:
         process.join()
+        if process.pid is not None:
+            dead(process.pid)
     return max((process.exitcode or 0) for process in processes)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from polyroute.api import admin, experiments, info
+from polyroute.api import admin, experiments, info, metrics
 from polyroute.api.keys import GATEWAY
 from polyroute.api.proxy import proxy_handler
 from polyroute.dashboard import views as dashboard
@@ -27,6 +27,9 @@ PROXIED = {
 def create_app(gateway: Gateway) -> web.Application:
     """The HTTP app serving `gateway`; start-up opens upstream pools, cleanup closes them."""
     app = web.Application(client_max_size=gateway.config.server.max_body_bytes)
+    tracing = gateway.telemetry.tracing
+    if tracing is not None:  # server spans; no middleware at all unless tracing is on
+        app.middlewares.append(tracing.middleware)
     app[GATEWAY] = gateway
     for path, kind in PROXIED.items():
         app.router.add_post(path, proxy_handler(kind))
@@ -42,6 +45,7 @@ def create_app(gateway: Gateway) -> web.Application:
         ("/healthz", info.healthz),
         ("/readyz", info.readyz),
         ("/admin/experiments", experiments.experiments),
+        ("/metrics", metrics.metrics),
     ):
         app.router.add_get(path, get_handler)
         app.router.add_route("*", path, info.method_not_allowed)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 
 from polyroute.config.errors import ConfigError, ConfigProblem
 from polyroute.kinds import EndpointKind
+from polyroute.observability.settings import ObservabilitySettings
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
 MIB = 1024 * 1024
@@ -372,6 +373,7 @@ class GatewayConfig(Strict):
     stats: StatsConfig = Field(default_factory=StatsConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     cache: CacheConfig = Field(default_factory=CacheConfig)
 
     _source: str = PrivateAttr("<config>")
