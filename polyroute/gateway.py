@@ -97,7 +97,13 @@ class Gateway:
         records = build_records(config)
         source = records.keys if records is not None else None
         keys = KeyStore(config.keys, source, refresh=config.records.key_refresh)
-        cache = build_cache(config.cache, embed=semantic_embedder(config, router, executor))
+        if config.cache.enabled and config.cache.backend == "redis" and state.redis is None:
+            from polyroute.config.errors import ConfigProblem
+
+            problem = ConfigProblem(("cache", "backend"), "redis needs state.backend: redis")
+            raise config.error([problem])
+        embed = semantic_embedder(config, router, executor)
+        cache = build_cache(config.cache, redis=state.redis, embed=embed)
         return cls(config, router, executor, keys, records=records, cache=cache, state=state)
 
     @classmethod
