@@ -35,6 +35,7 @@ from polyroute.state.bandit import Learner
 
 if TYPE_CHECKING:
     from polyroute.records.service import Records
+    from polyroute.state.redis_conn import RedisConnection
 
 log = logging.getLogger("polyroute")
 
@@ -72,7 +73,8 @@ class Gateway:
         self.observers.add(self.limits)  # settles each request's limits to its real usage
         if records is not None:
             self.observers.add(records.writer)
-        self.learners = learners_of(router)  # e.g. adaptive routes: observed, persisted
+        # e.g. adaptive routes: observed, persisted (a file, or shared on Redis)
+        self.learners = learners_of(router, self.state.redis)
         for learner in self.learners:
             self.observers.add(learner)
         self._learning: list[asyncio.Task[None]] = []
@@ -132,9 +134,9 @@ class Gateway:
         await asyncio.gather(*self._learning, return_exceptions=True)
         await self.executor.aclose()
         await self.limits.aclose()  # settlements still on their way to Redis
-        await self.state.aclose()
         for learner in self.learners:
-            learner.save()
+            await learner.flush()  # before Redis closes: a last sync there
+        await self.state.aclose()
         if self.records is not None:
             await self.records.aclose()  # after the drain: writes every queued record
         await self.telemetry.aclose()  # after the drain: the request log's queue
@@ -157,13 +159,13 @@ def semantic_embedder(config: GatewayConfig, router: Router, executor: Executor)
     return deployment_embedder(executor, deployment)
 
 
-def learners_of(router: Router) -> list[Learner]:
+def learners_of(router: Router, redis: RedisConnection | None = None) -> list[Learner]:
     """The routes' learners (a strategy's `learner`), each bound to its route's name."""
     learners: list[Learner] = []
     for name, policy in router.policies.items():
         learner = getattr(policy.strategy, "learner", None)
         if isinstance(learner, Learner):
-            learner.bind(name)
+            learner.bind(name, redis)
             learners.append(learner)
     return learners
 

@@ -29,9 +29,12 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from polyroute.outcomes import Feedback, Outcome
+
+if TYPE_CHECKING:
+    from polyroute.state.redis_conn import RedisConnection
 
 log = logging.getLogger("polyroute.state")
 
@@ -140,12 +143,14 @@ class Learner(Protocol):
     """An outcome observer with learned state the gateway keeps across restarts.
 
     The gateway finds one as the `learner` attribute of a route's strategy, binds it to
-    the route's name, registers it with its observers, runs `persist_periodically` while
-    serving and calls `save` once more on shutdown.
+    the route's name (and the shared Redis, with `state.backend: redis`), registers it with
+    its observers, runs `persist_periodically` while serving and calls `flush` once more on
+    shutdown.
     """
 
-    def bind(self, route: str) -> None:
-        """The route this learner serves; loads its persisted state."""
+    def bind(self, route: str, redis: RedisConnection | None = None) -> None:
+        """The route this learner serves; loads its persisted state (the file), or shares
+        it through `redis`."""
         ...
 
     def observe(self, outcome: Outcome) -> None: ...
@@ -156,7 +161,9 @@ class Learner(Protocol):
         """Save now and then until cancelled."""
         ...
 
-    def save(self) -> None: ...
+    async def flush(self) -> None:
+        """Persist what was learned since the last save or sync."""
+        ...
 
 
 def state_dir() -> Path:

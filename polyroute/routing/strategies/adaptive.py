@@ -66,8 +66,11 @@ A/B arm, so GET /admin/experiments shows per-target results.
 state dir ``$POLYROUTE_STATE_DIR``, else ``$XDG_STATE_HOME/polyroute``, else
 ``~/.local/state/polyroute``. It is loaded when the gateway starts, saved every
 `save_every` seconds when something changed, and on shutdown (see polyroute.state.bandit:
-atomic writes, and several workers merge into one file). ``persist: false`` keeps it in
-memory only. Offline commands (`polyroute route`) read nothing and show the prior.
+atomic writes, and several workers merge into one file). With ``state.backend: redis``
+the state lives in Redis instead, shared by every worker and instance and synced about once
+a second (polyroute.state.redis_bandit); it lasts as long as Redis keeps its data.
+``persist: false`` keeps it in memory only. Offline commands (`polyroute route`) read
+nothing and show the prior.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -98,12 +101,18 @@ from polyroute.state.bandit import (
     add_difference,
     state_dir,
 )
+from polyroute.state.redis_bandit import RedisBanditStore
 
 log = logging.getLogger("polyroute.routing")
+
+if TYPE_CHECKING:
+    from polyroute.state.redis_conn import RedisConnection
 
 GLOBAL = "*"
 """The route-wide context."""
 REMEMBER = 100_000
+REDIS_SYNC_INTERVAL = 1.0
+"""Seconds between syncs of the counts with Redis (`state.backend: redis`)."""
 """Recent requests kept for feedback."""
 
 
@@ -297,13 +306,17 @@ class BanditLearner:
         self._saving = threading.Lock()
         self._baseline: Snapshot = {}
         self._dirty = False
+        self.remote: RedisBanditStore | None = None
 
-    def bind(self, route: str) -> None:
+    def bind(self, route: str, redis: RedisConnection | None = None) -> None:
         self.route = route
         self._serves = {
             target.name: frozenset(_deployments(target)) for target in self.strategy.targets
         }
         if not self.options.persist:
+            return
+        if redis is not None:  # shared by every worker and instance; lives as long as Redis
+            self.remote = RedisBanditStore(redis, route)
             return
         path = self.options.state_file or state_dir() / f"adaptive-{route}.json"
         self.file = BanditFile(Path(path), route)
@@ -399,12 +412,36 @@ class BanditLearner:
     # --- persistence --------------------------------------------------------------------
 
     async def persist_periodically(self) -> None:
+        if self.remote is not None:
+            while True:
+                await self.sync()
+                await asyncio.sleep(REDIS_SYNC_INTERVAL)
         if self.file is None:
             return
         while True:
             await asyncio.sleep(self.options.save_every)
             if self._dirty:
                 await asyncio.to_thread(self.save)
+
+    async def flush(self) -> None:
+        if self.remote is not None:
+            await self.sync()
+        elif self.file is not None:
+            await asyncio.to_thread(self.save)
+
+    async def sync(self) -> None:
+        """Add what was learned here to Redis and adopt the totals (see redis_bandit)."""
+        assert self.remote is not None
+        with self._lock:
+            current = self.strategy.state.snapshot()
+            baseline = self._baseline
+        merged = await self.remote.merge(current, baseline)
+        if merged is None:
+            return  # Redis unreachable: keep learning locally, add it all next time
+        with self._lock:
+            now = self.strategy.state.snapshot()
+            self.strategy.state.replace(add_difference(merged, now, current))
+            self._baseline = merged
 
     def save(self) -> None:
         """Merge what was learned since the last save into the file (module doc)."""
