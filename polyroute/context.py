@@ -66,6 +66,7 @@ class RequestContext:
         "_text",
         "_tokens",
         "body",
+        "budget_left",
         "caller",
         "kind",
         "model",
@@ -89,6 +90,9 @@ class RequestContext:
         self.body = body
         self.stream = body.get("stream") is True
         self.caller = caller
+        self.budget_left: float | None = None
+        """USD the caller's budgets still allow, when they have any (set before routing,
+        read by the `budget` filter)."""
         self._raw_headers = headers
         self._text: str | None = None
         self._last_user_text: str | None = None

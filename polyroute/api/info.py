@@ -56,6 +56,7 @@ async def dry_run_route(request: web.Request) -> web.Response:
         kind = _kind_of(body)
         body = {k: v for k, v in body.items() if k != "endpoint"}
         ctx = make_context(request, kind, body, caller, request_id)
+        ctx.budget_left = gateway.limits.budget_left(ctx)
         decision = gateway.router.decide(ctx)
     except GatewayError as exc:
         return error_response(exc, request_id)

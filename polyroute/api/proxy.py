@@ -65,6 +65,7 @@ def proxy_handler(kind: EndpointKind) -> Handler:
                 hit = await cache.lookup(ctx, plan)
                 if hit is not None:
                     return await _from_cache(request, gateway, ctx, hit, started)
+            ctx.budget_left = gateway.limits.budget_left(ctx)  # for the `budget` filter
             routed = gateway.router.decide(ctx)
             # limits after routing (a budget reserves the plan's estimated cost); a refusal
             # is reported without a decision, since nothing was sent anywhere

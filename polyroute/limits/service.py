@@ -44,6 +44,9 @@ log = logging.getLogger("polyroute.limits")
 _MAX_NAME = 128
 
 
+MAX_SPEND_VIEWS = 100_000
+
+
 class _Spec(Protocol):
     """Limits of one scope (KeyLimits and ScopeLimitsConfig both fit)."""
 
@@ -86,6 +89,8 @@ class Limits:
         self._expected_output = config.expected_output_tokens
         self._lease = lease
         self._open: dict[str, Ticket] = {}
+        self._spent_of = getattr(limiter, "spent", None)  # MemoryLimiter: exact, settled
+        self._spent_seen: dict[str, float] = {}  # budget key -> spend last reported
         self.admitted = 0
         self.refused = 0
         self.settled = 0
@@ -117,6 +122,10 @@ class Limits:
         if demand is None:
             return None
         verdict = await self._decide(demand)
+        if verdict.spent:
+            if len(self._spent_seen) > MAX_SPEND_VIEWS:  # user scopes are unbounded
+                self._spent_seen.clear()
+            self._spent_seen.update(verdict.spent)
         if not verdict.allowed:
             self.refused += 1
             raise refusal(demand, verdict)
@@ -179,7 +188,23 @@ class Limits:
             return None
         return Demand(ctx.request_id, checks, tokens or 0, cost or 0.0, self._lease)
 
-    def _scopes(self, ctx: RequestContext, decision: Decision) -> Iterator[tuple[str, _Spec]]:
+    def budget_left(self, ctx: RequestContext) -> float | None:
+        """USD the caller's key and user budgets still allow, as far as this process has
+        seen (the spend each admission reported: exact in one process, at most one
+        admission old per process with Redis); None without such budgets."""
+        left: float | None = None
+        wall: float | None = None
+        for scope, spec in self._caller_scopes(ctx):
+            if spec.budget is None:
+                continue
+            wall = wall if wall is not None else wall_now()
+            key = f"sp:{scope}:{period_id(spec.budget_period, wall)}"
+            spent = self._spent_of(key) if self._spent_of else self._spent_seen.get(key, 0.0)
+            own = spec.budget - spent
+            left = own if left is None else min(left, own)
+        return left
+
+    def _caller_scopes(self, ctx: RequestContext) -> Iterator[tuple[str, _Spec]]:
         caller = ctx.caller
         if caller.key_id is not None:
             yield "key:" + caller.key_id, caller.limits
@@ -187,6 +212,9 @@ class Limits:
             user = ctx.user
             if user:
                 yield "user:" + _name(user), self._per_user
+
+    def _scopes(self, ctx: RequestContext, decision: Decision) -> Iterator[tuple[str, _Spec]]:
+        yield from self._caller_scopes(ctx)
         if self._per_model:
             for name in _model_names(ctx, decision):
                 spec = self._per_model.get(name)

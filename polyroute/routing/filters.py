@@ -19,6 +19,9 @@ class Filter(ABC):
     """Rejects a target for a request, or lets it through (returns None)."""
 
     name: ClassVar[str]
+    advisory: ClassVar[bool] = False
+    """An advisory filter sets targets aside only while other targets remain; when it
+    would leave none, they all stay (and something else, e.g. a limit, answers)."""
 
     @abstractmethod
     def reject(self, ctx: RequestContext, target: Target) -> str | None:
@@ -63,14 +66,34 @@ class MaxPriceFilter(Filter):
         return f"estimated ${cost:.6f} is over max_price ${limit:.6f}"
 
 
+class BudgetFilter(Filter):
+    """Targets whose estimated cost exceeds what the caller's budget has left are set aside,
+    so a key that is running out of budget is served by the deployments it can still
+    afford. When it can afford none, the filter steps back (it is advisory) and the budget
+    limit itself answers: 429 budget_exceeded, with the time the period resets."""
+
+    name = "budget"
+    advisory = True
+
+    def reject(self, ctx: RequestContext, target: Target) -> str | None:
+        left = ctx.budget_left
+        if left is None:
+            return None
+        cost = estimate_cost(ctx, target)
+        if cost <= left * (1 + 1e-9):
+            return None
+        return f"estimated ${cost:.6f} is over the ${left:.6f} left in the caller's budget"
+
+
 FILTERS: Registry[type[Filter]] = Registry(
     "filter",
     {
         "capability": "polyroute.routing.filters:CapabilityFilter",
         "context_window": "polyroute.routing.filters:ContextWindowFilter",
         "max_price": "polyroute.routing.filters:MaxPriceFilter",
+        "budget": "polyroute.routing.filters:BudgetFilter",
     },
     accepts=lambda obj: isinstance(obj, type) and issubclass(obj, Filter),
 )
 
-DEFAULT_FILTERS: tuple[str, ...] = ("capability", "context_window", "max_price")
+DEFAULT_FILTERS: tuple[str, ...] = ("capability", "context_window", "max_price", "budget")

@@ -116,18 +116,31 @@ class Policy:
     def _filtered(
         self, ctx: RequestContext, targets: Sequence[Target], rejected: list[Rejection]
     ) -> list[Target]:
-        """The targets every filter accepts; the others are added to `rejected`."""
-        candidates = []
+        """The targets every filter accepts; the others are added to `rejected`. Targets
+        only an advisory filter rejects are set aside while others remain, and kept when
+        nothing else would (see Filter.advisory)."""
+        candidates: list[Target] = []
+        advised: list[tuple[Target, Rejection]] = []
         for target in targets:
-            reason = None
+            hard, soft = None, None
             for check in self.filters:
                 reason = check.reject(ctx, target)
-                if reason is not None:
-                    rejected.append(Rejection(target.name, reason, self.name))
+                if reason is None:
+                    continue
+                if not check.advisory:
+                    hard = reason
                     break
-            if reason is None:
+                soft = soft or reason
+            if hard is not None:
+                rejected.append(Rejection(target.name, hard, self.name))
+            elif soft is not None:
+                advised.append((target, Rejection(target.name, soft, self.name)))
+            else:
                 candidates.append(target)
-        return candidates
+        if candidates or not advised:
+            rejected.extend(rejection for _, rejection in advised)
+            return candidates
+        return [target for target, _ in advised]
 
     def _fan_out(
         self,
