@@ -7,6 +7,7 @@ the listener closes first, then in-flight requests get `shutdown_timeout` to fin
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import signal
 import sys
@@ -61,6 +62,11 @@ async def serve_gateway(
 def _worker(config_path: str, host: str, port: int, reuse_port: bool) -> None:
     gateway = Gateway.from_file(config_path)
     sink = configure_logging(gateway.config)  # JSON or text lines, secrets redacted
+    # what loading built (config, routes, classifiers, imported libraries) lives as long as
+    # the process: keep it out of the garbage collector's full scans, which otherwise grow
+    # with it and stall the event loop under load
+    gc.collect()
+    gc.freeze()
     try:
         run(lambda: serve_gateway(gateway, host, port, reuse_port=reuse_port, announce=_stderr))
     finally:

@@ -9,6 +9,7 @@ is computed once; a request costs one dict merge and one orjson.dumps.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
@@ -100,7 +101,7 @@ class OpenAICompatibleProvider:
         if request.request_id:
             headers = {**headers, "x-request-id": request.request_id}
         limits = request.timeouts
-        timeout = self._timeout if limits == self._timeouts else client_timeout(limits)
+        timeout = self._timeout if limits == self._timeouts else aiohttp_timeout(limits)
         try:
             async with asyncio.timeout(limits.first_byte):
                 response = await self._client().post(
@@ -251,6 +252,23 @@ def translate_error(exc: BaseException, deployment: str, phase: str) -> Upstream
     if isinstance(exc, aiohttp.ClientPayloadError):
         return UpstreamReset(f"{prefix}: response cut short {phase}", deployment=deployment)
     return UpstreamBadResponse(f"{prefix}: invalid HTTP response {phase}", deployment=deployment)
+
+
+_TIMEOUTS: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+
+
+def aiohttp_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
+    """`client_timeout` for limits cut to what is left of a request's deadline: the total is
+    rounded down to whole seconds (never later than the deadline) so the objects can be
+    shared instead of built per attempt."""
+    total = None if t.total is None else float(math.floor(t.total)) or t.total
+    key = (t.connect, total)
+    found = _TIMEOUTS.get(key)
+    if found is None:
+        if len(_TIMEOUTS) > 4096:
+            _TIMEOUTS.clear()
+        found = _TIMEOUTS[key] = client_timeout(Timeouts(t.connect, t.first_byte, t.idle, total))
+    return found
 
 
 def client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
