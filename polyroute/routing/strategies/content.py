@@ -13,6 +13,10 @@ route), plus a `default` target for prompts that fit none::
           chinese: {target: qwen, data: data/zh.jsonl, label: zh}
           travel: {target: general-small, examples: ["book a flight to Paris"]}
 
+`encoder: minilm` (the optional `semantic` extra, see polyroute.routing.classify.minilm)
+classifies sentence embeddings instead of character n-grams: better on English rewordings,
+about 7 ms per decision instead of 0.2 ms, and no help for Chinese.
+
 `signal` picks what decides the category:
 
 - ``category`` (default): the built-in classifier (`polyroute.routing.classify`) trained
@@ -41,12 +45,12 @@ and ``out_of_scope: true`` when `default` was chosen for lack of a matching cate
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from polyroute.context import RequestContext
-from polyroute.routing.classify import TextClassifier, load_labelled, load_or_train
+from polyroute.routing.classify import load_labelled, load_or_train
 from polyroute.routing.signals import LANGUAGES, detect_language, sentiment
 from polyroute.routing.strategies.base import Ranking, Resolve, Strategy, StrategyOptions
 from polyroute.routing.target import Target
@@ -74,6 +78,10 @@ class ContentOptions(StrategyOptions):
         None, ge=0, le=1, description="category: 0.5 (confidence); sentiment: 0.3 (|score|)"
     )
     classify: Literal["last_user", "conversation"] = "last_user"
+    encoder: Literal["tfidf", "minilm"] = Field(
+        "tfidf", description="minilm: sentence embeddings (the `semantic` extra; English)"
+    )
+    encoder_path: str | None = Field(None, description="minilm model directory")
     max_chars: int = Field(2000, gt=0, description="longest text classified")
 
     @field_validator("categories")
@@ -115,9 +123,9 @@ class ContentStrategy(Strategy):
         }
         self._default = resolve(options.default, ("default",))
         self._targets = list(dict.fromkeys([*self._by_category.values(), self._default]))
-        self.classifier: TextClassifier | None = None
+        self.classifier: Classifier | None = None
         if self._signal == "category":
-            self.classifier = load_or_train(_examples(options))
+            self.classifier = _classifier(options)
 
     @property
     def targets(self) -> Sequence[Target]:
@@ -171,6 +179,28 @@ class ContentStrategy(Strategy):
         if self._options.classify == "conversation":
             return ctx.text[-limit:]
         return ctx.last_user_text[:limit]
+
+
+class Classifier(Protocol):
+    """TextClassifier (tf-idf) or EncoderClassifier (minilm)."""
+
+    labels: tuple[str, ...]
+    from_cache: bool
+
+    def predict(self, text: str) -> tuple[str, float]: ...
+
+
+def _classifier(options: ContentOptions) -> Classifier:
+    examples = _examples(options)
+    if options.encoder == "tfidf":
+        return load_or_train(examples)
+    from polyroute.routing.classify.minilm import EncoderUnavailable
+    from polyroute.routing.classify.semantic import load_or_train_semantic
+
+    try:
+        return load_or_train_semantic(examples, options.encoder_path)
+    except EncoderUnavailable as exc:
+        raise ValueError(f"encoder: {exc}") from None
 
 
 def _examples(options: ContentOptions) -> list[tuple[str, str]]:
