@@ -23,8 +23,8 @@ def read_lines(path: Path) -> list[dict[str, object]]:
 
 
 def test_propensity_of_decisions() -> None:
-    """weighted reports its probability (through an enclosing by_type route too); an A/B
-    split without a propensity is unknown; a deployment named directly is certain."""
+    """weighted reports its probability (through an enclosing by_type route too), so does
+    an A/B split (its arm's share); a deployment named directly is certain."""
     gw = offline_gateway()
     for model in ("chat", "auto"):
         decision = outcome(gw, model).decision
@@ -33,7 +33,7 @@ def test_propensity_of_decisions() -> None:
         assert propensity(decision) == expected
     split = outcome(gw, "split", user="u").decision
     assert split is not None
-    assert propensity(split) is None
+    assert propensity(split) == 0.5  # two arms of equal weight
     direct = outcome(gw, "alpha").decision
     assert direct is not None
     assert propensity(direct) == 1.0

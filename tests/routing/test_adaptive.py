@@ -472,3 +472,19 @@ def test_bad_configs_are_load_errors(route: str, field: str, message: str) -> No
         Gateway.from_config(parse_config(text))
     problems = [(".".join(map(str, p.path)), p.message) for p in info.value.problems]
     assert any(path == field and message in text for path, text in problems), problems
+
+
+def test_propensity_follows_the_posteriors() -> None:
+    """The reported propensity estimates the chance of the chosen arm: near 1 for an arm
+    far ahead, about its share for arms alike (replay weighs logged decisions by it)."""
+    g = gateway("    explore: 0\n")
+    state = strategy_of(g).state
+    for _ in range(200):
+        state.update("*", "a", 1.0, 1.0)
+        state.update("*", "b", 0.0, 1.0)
+    _, decision = decide(g)
+    assert decision.signals["r"]["arm"] == "a"
+    assert decision.signals["r"]["propensity"] > 0.95
+    even = gateway("    explore: 0\n")
+    shares = [decide(even)[1].signals["r"]["propensity"] for _ in range(50)]
+    assert 0.3 < sum(shares) / len(shares) < 0.7

@@ -74,7 +74,10 @@ class ABStrategy(Strategy):
                 chosen = arm
                 break
         others = [target for _, target, _ in arms if target is not chosen[1]]
-        signals = {"arm": chosen[0], "sticky_by": sticky_by}
+        # the arm's share of the split: its probability for a request drawn at random
+        # (per user it is fixed; across users the hash spreads them by weight)
+        propensity = round(chosen[2] / total, 4)
+        signals = {"arm": chosen[0], "sticky_by": sticky_by, "propensity": propensity}
         return Ranking([chosen[1], *dict.fromkeys(others)], signals)
 
     def _position(self, ctx: RequestContext) -> tuple[float, str | None]:

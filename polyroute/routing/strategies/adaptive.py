@@ -84,6 +84,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from polyroute.context import RequestContext
@@ -111,6 +112,7 @@ if TYPE_CHECKING:
 GLOBAL = "*"
 """The route-wide context."""
 REMEMBER = 100_000
+PROPENSITY_DRAWS = 64
 REDIS_SYNC_INTERVAL = 1.0
 """Seconds between syncs of the counts with Redis (`state.backend: redis`)."""
 """Recent requests kept for feedback."""
@@ -232,6 +234,7 @@ class AdaptiveStrategy(Strategy):
                 context = label
         posteriors = {t.name: self.posterior(t.name, context) for t in arms}
         chosen, sampled, explored = self._choose(arms, posteriors)
+        propensity = self._propensity(arms, posteriors, chosen, explored)
         rest = sorted(
             (t for t in arms if t is not chosen),
             key=lambda t: _mean(posteriors[t.name]),
@@ -246,8 +249,31 @@ class AdaptiveStrategy(Strategy):
                 for name, post in posteriors.items()
             },
             explored=explored,
+            propensity=propensity,
         )
         return Ranking([chosen, *rest], signals)
+
+    def _propensity(
+        self,
+        arms: list[Target],
+        posteriors: dict[str, Estimate],
+        chosen: Target,
+        explored: Literal["explore", "min_samples", False],
+    ) -> float:
+        """The probability of choosing `chosen` (for offline replay's IPS): Thompson
+        sampling's share estimated from PROPENSITY_DRAWS joint draws, mixed with `explore`."""
+        if explored == "min_samples":
+            tried = {t.name: self._outcomes(t.name) for t in arms}
+            fewest = min(tried.values())
+            return round(1.0 / sum(1 for t in arms if tried[t.name] == fewest), 4)
+        alphas = np.array([posteriors[t.name][0] for t in arms])
+        betas = np.array([posteriors[t.name][1] for t in arms])
+        rng = np.random.default_rng(self.random.getrandbits(64))
+        wins = rng.beta(alphas, betas, size=(PROPENSITY_DRAWS, len(arms))).argmax(axis=1)
+        index = arms.index(chosen)
+        share = max(float(np.mean(wins == index)), 0.5 / PROPENSITY_DRAWS)
+        explore = self.options.explore
+        return round(explore / len(arms) + (1.0 - explore) * share, 4)
 
     def _choose(
         self, arms: list[Target], posteriors: dict[str, Estimate]
