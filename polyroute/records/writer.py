@@ -178,7 +178,10 @@ class RecordWriter:
         while True:
             try:
                 async with self.db.engine.begin() as conn:
-                    await conn.execute(requests.insert(), rows)
+                    if conn.dialect.name == "sqlite":
+                        await conn.exec_driver_sql(_SQLITE_INSERT, [_sqlite_row(r) for r in rows])
+                    else:
+                        await conn.execute(requests.insert(), rows)
             except Exception as exc:
                 if is_transient(exc):
                     self.retries += 1
@@ -317,6 +320,30 @@ def raw_of(outcome: Outcome) -> RawRow:
         outcome.usage,
         outcome.cost,
     )
+
+
+_COLUMNS = [column.name for column in requests.columns if column.name != "id"]
+# table and column names come from our own schema; every value is bound
+_SQLITE_INSERT = (
+    f"INSERT INTO {requests.name} ({', '.join(_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+
+
+def _sqlite_row(row: Row) -> tuple[Any, ...]:
+    """A row as SQLite's driver takes it, in the form SQLAlchemy would have written (UTC
+    time as naive ISO text, booleans as integers). Binding rows through SQLAlchemy's type
+    processors cost about 0.09 ms per request of the gateway's CPU under load; the
+    driver's executemany on tuples costs a small fraction of that."""
+    values = []
+    for name in _COLUMNS:
+        value = row.get(name)
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        elif isinstance(value, bool):
+            value = int(value)
+        values.append(value)
+    return tuple(values)
 
 
 def row_of(outcome: Outcome) -> Row:
