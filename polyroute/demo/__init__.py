@@ -104,7 +104,7 @@ simulated models (clearly simulated text, real HTTP servers):
 {sims}
 routes: auto (by request type) -> chat (weighted fast-chat 3 : smart-chat 1), embed, image;
         assistant (content), fastest (lowest latency), cheapest, smart (rules),
-        experiment (A/B), budget, code;
+        experiment (A/B), panel (ensemble), learning (adaptive), budget, code;
         every deployment is also addressable by name.   Ctrl-C stops.
 
 in a browser: {site}/playground  (chat or image prompts, with the routing decision)
