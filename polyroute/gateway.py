@@ -19,6 +19,7 @@ from polyroute.clock import Clock, MonotonicClock
 from polyroute.config import GatewayConfig, load_config
 from polyroute.dashboard.traffic import Traffic
 from polyroute.execution.executor import Executor
+from polyroute.execution.probes import HealthProber
 from polyroute.experiments import Experiments
 from polyroute.kinds import EndpointKind
 from polyroute.limits.service import Limits
@@ -78,6 +79,8 @@ class Gateway:
         for learner in self.learners:
             self.observers.add(learner)
         self._learning: list[asyncio.Task[None]] = []
+        # `resilience.probes`: dead deployments found before clients find them
+        self.prober = HealthProber(executor.providers, executor.breakers, config.resilience.probes)
         # metrics (/metrics), access log, request log, tracing (`observability:`)
         self.telemetry = Telemetry.attach(self)
         self.metrics = self.telemetry.metrics
@@ -123,12 +126,14 @@ class Gateway:
             if start is not None:
                 await start()
         self._learning = [asyncio.create_task(x.persist_periodically()) for x in self.learners]
+        await self.prober.start()  # one round before ready: also warms every pool
         await self.telemetry.start()
         self.ready = True
 
     async def aclose(self) -> None:
         self.ready = False
         await self.keys.aclose()
+        await self.prober.aclose()
         for task in self._learning:
             task.cancel()
         await asyncio.gather(*self._learning, return_exceptions=True)

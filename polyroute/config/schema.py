@@ -134,6 +134,15 @@ class BreakerConfig(Strict):
     rate_limit_cooldown: float = Field(5.0, ge=0, description="429 without retry-after")
 
 
+class ProbeConfig(Strict):
+    """Periodic health probes of every deployment (off unless `interval` is set)."""
+
+    interval: float | None = Field(
+        None, gt=0, description="seconds between probes; also one round before /readyz"
+    )
+    timeout: float = Field(2.0, gt=0, description="a probe slower than this failed")
+
+
 class ResilienceConfig(Strict):
     """How hard the gateway tries before it gives an error back."""
 
@@ -145,6 +154,7 @@ class ResilienceConfig(Strict):
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     max_in_flight: int = Field(4096, ge=1, description="gateway-wide; beyond it: fast 503")
     max_in_flight_per_deployment: int = Field(1024, ge=1)
+    probes: ProbeConfig = Field(default_factory=ProbeConfig)
 
 
 class StatsConfig(Strict):

@@ -46,6 +46,7 @@ class OpenAICompatibleProvider:
     ) -> None:
         self.name = name
         self._urls = {kind: base_url.rstrip("/") + path for kind, path in UPSTREAM_PATHS.items()}
+        self._probe_url = base_url.rstrip("/") + "/models"
         base_headers = {"content-type": "application/json", "accept-encoding": "identity"}
         base_headers.update({k.lower(): v for k, v in (headers or {}).items()})
         if api_key:
@@ -114,6 +115,21 @@ class OpenAICompatibleProvider:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise translate_error(exc, self.name, "before the response headers") from None
         return AiohttpResponse(response, self.name, self._max_response_bytes, limits.idle)
+
+    async def probe(self, limit: float) -> bool:
+        """Whether the upstream answers `GET <base_url>/models` (any status below 500 but
+        429: the server is up, even if it keeps no model list) within `limit` seconds. Through
+        the deployment's pool, so a successful probe also leaves a warm connection."""
+        try:
+            async with asyncio.timeout(limit):
+                response = await self._client().get(
+                    self._probe_url, headers=self._headers, allow_redirects=False
+                )
+                status = response.status
+                response.release()
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+        return status < 500 and status != 429
 
     async def aclose(self) -> None:
         if self._session is not None:
