@@ -17,7 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 Example = tuple[str, str]
 
@@ -87,3 +89,41 @@ def _csv(path: Path, content: str) -> list[Example]:
             raise ValueError(f"{str(path)!r} line {reader.line_num}: empty text or label")
         rows.append((text, label))
     return rows
+
+
+class CategorySource(Protocol):
+    """A category defined by example texts and/or the rows of a labelled file."""
+
+    @property
+    def examples(self) -> Sequence[str]: ...
+
+    @property
+    def data(self) -> str | None: ...
+
+    @property
+    def label(self) -> str | None: ...
+
+
+def category_examples(categories: Mapping[str, CategorySource]) -> list[tuple[str, str]]:
+    """Every category's examples plus its rows from data files (each file read once);
+    ValueError naming ``categories.<name>.data`` for a file that is unusable or has no
+    rows for the category."""
+    files: dict[str, list[tuple[str, str]]] = {}
+    examples: list[tuple[str, str]] = []
+    for name, spec in categories.items():
+        examples.extend((text, name) for text in spec.examples)
+        if spec.data is None:
+            continue
+        if spec.data not in files:
+            try:
+                files[spec.data] = load_labelled(spec.data)
+            except ValueError as exc:
+                raise ValueError(f"categories.{name}.data: {exc}") from None
+        wanted = spec.label or name
+        rows = [(text, name) for text, label in files[spec.data] if label == wanted]
+        if not rows:
+            raise ValueError(
+                f"categories.{name}.data: no rows labelled {wanted!r} in {spec.data!r}"
+            )
+        examples.extend(rows)
+    return examples

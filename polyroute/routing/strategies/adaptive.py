@@ -90,7 +90,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from polyroute.context import RequestContext
 from polyroute.deployment import Deployment
 from polyroute.outcomes import Feedback, Outcome
-from polyroute.routing.classify import TextClassifier, load_labelled, load_or_train
+from polyroute.routing.classify import TextClassifier, load_or_train
+from polyroute.routing.classify.data import category_examples
 from polyroute.routing.policy import Policy
 from polyroute.routing.strategies.base import Ranking, Resolve, Strategy, StrategyOptions
 from polyroute.routing.target import Target
@@ -540,23 +541,4 @@ def _deployments(target: Target, seen: set[int] | None = None) -> set[str]:
 
 
 def _examples(categories: dict[str, BanditCategory]) -> list[tuple[str, str]]:
-    """Every category's examples plus its rows from data files (each file read once)."""
-    files: dict[str, list[tuple[str, str]]] = {}
-    examples: list[tuple[str, str]] = []
-    for name, spec in categories.items():
-        examples.extend((text, name) for text in spec.examples)
-        if spec.data is None:
-            continue
-        if spec.data not in files:
-            try:
-                files[spec.data] = load_labelled(spec.data)
-            except ValueError as exc:
-                raise ValueError(f"categories.{name}.data: {exc}") from None
-        wanted = spec.label or name
-        rows = [(text, name) for text, label in files[spec.data] if label == wanted]
-        if not rows:
-            raise ValueError(
-                f"categories.{name}.data: no rows labelled {wanted!r} in {spec.data!r}"
-            )
-        examples.extend(rows)
-    return examples
+    return category_examples(categories)

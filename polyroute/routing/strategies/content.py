@@ -50,7 +50,8 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from polyroute.context import RequestContext
-from polyroute.routing.classify import load_labelled, load_or_train
+from polyroute.routing.classify import load_or_train
+from polyroute.routing.classify.data import category_examples
 from polyroute.routing.signals import LANGUAGES, detect_language, sentiment
 from polyroute.routing.strategies.base import Ranking, Resolve, Strategy, StrategyOptions
 from polyroute.routing.target import Target
@@ -204,23 +205,4 @@ def _classifier(options: ContentOptions) -> Classifier:
 
 
 def _examples(options: ContentOptions) -> list[tuple[str, str]]:
-    """Every category's examples plus its rows from data files (each file read once)."""
-    files: dict[str, list[tuple[str, str]]] = {}
-    examples: list[tuple[str, str]] = []
-    for name, spec in options.categories.items():
-        examples.extend((text, name) for text in spec.examples)
-        if spec.data is None:
-            continue
-        if spec.data not in files:
-            try:
-                files[spec.data] = load_labelled(spec.data)
-            except ValueError as exc:
-                raise ValueError(f"categories.{name}.data: {exc}") from None
-        wanted = spec.label or name
-        rows = [(text, name) for text, label in files[spec.data] if label == wanted]
-        if not rows:
-            raise ValueError(
-                f"categories.{name}.data: no rows labelled {wanted!r} in {spec.data!r}"
-            )
-        examples.extend(rows)
-    return examples
+    return category_examples(options.categories)
