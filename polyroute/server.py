@@ -59,6 +59,9 @@ async def serve_gateway(
         await runner.cleanup()
 
 
+YOUNG_GC_THRESHOLD = 20_000
+
+
 def _worker(config_path: str, host: str, port: int, reuse_port: bool) -> None:
     gateway = Gateway.from_file(config_path)
     sink = configure_logging(gateway.config)  # JSON or text lines, secrets redacted
@@ -67,6 +70,11 @@ def _worker(config_path: str, host: str, port: int, reuse_port: bool) -> None:
     # with it and stall the event loop under load
     gc.collect()
     gc.freeze()
+    # a request's objects die by reference counting; the young generation's collections
+    # only ever find the requests still in flight, and at the default threshold (700
+    # allocations) they ran several times a request: 4 % of the full pipeline's
+    # instructions (callgrind), 1.440 -> 1.401 M per request at 20,000
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
         run(lambda: serve_gateway(gateway, host, port, reuse_port=reuse_port, announce=_stderr))
     finally:

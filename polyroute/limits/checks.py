@@ -16,9 +16,10 @@ WINDOW = 60.0
 REQUESTS, TOKENS, PARALLEL, BUDGET = "requests", "tokens", "parallel", "budget"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Check:
-    """One dimension of one scope."""
+    """One dimension of one scope. Treat as immutable: the checks that ask one unit (a
+    request, a slot) are built once per scope and limit and shared by every demand."""
 
     dim: str
     """requests | tokens (GCRA over WINDOW) | parallel (slots) | budget (USD per period)."""
@@ -31,10 +32,11 @@ class Check:
     """Units asked for: 1 request, the token estimate, 1 slot, the estimated USD."""
     period: str = ""
     """Budgets: day | week | month | total."""
+    rate: bool = field(init=False)
+    """A GCRA check (requests or tokens)."""
 
-    @property
-    def rate(self) -> bool:
-        return self.dim in (REQUESTS, TOKENS)
+    def __post_init__(self) -> None:
+        self.rate = self.dim in (REQUESTS, TOKENS)
 
 
 @dataclass(slots=True)

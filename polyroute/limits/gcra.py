@@ -23,9 +23,10 @@ from dataclasses import dataclass
 _EPSILON = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RateResult:
-    """One GCRA decision."""
+    """One GCRA decision (not frozen: made several times a request, and a frozen
+    dataclass pays an ``object.__setattr__`` call per field)."""
 
     allowed: bool
     tat: float

@@ -29,26 +29,34 @@ def duration(seconds: float) -> str:
     return f"{hours}h{minutes}m{rest}s"
 
 
+_NAMES = {
+    dim: (f"x-ratelimit-limit-{dim}", f"x-ratelimit-remaining-{dim}", f"x-ratelimit-reset-{dim}")
+    for dim in (REQUESTS, TOKENS)
+}
+
+
 def rate_headers(demand: Demand, verdict: Verdict) -> dict[str, str]:
     """``x-ratelimit-*`` for the scope with the least left of each kind (on a refusal, the
     refusing scope of its kind)."""
-    headers: dict[str, str] = {}
-    for dim in (REQUESTS, TOKENS):
-        chosen: int | None = None
-        for index, check in enumerate(demand.checks):
-            if check.dim != dim:
-                continue
-            if index == verdict.failed:
-                chosen = index
-                break
-            if chosen is None or verdict.remaining[index] < verdict.remaining[chosen]:
-                chosen = index
-        if chosen is None:
+    chosen: dict[str, int] = {}
+    remaining = verdict.remaining
+    failed = verdict.failed
+    for index, check in enumerate(demand.checks):
+        dim = check.dim
+        if dim not in _NAMES:
             continue
-        check = demand.checks[chosen]
-        headers[f"x-ratelimit-limit-{dim}"] = str(int(check.limit))
-        headers[f"x-ratelimit-remaining-{dim}"] = str(max(0, int(verdict.remaining[chosen])))
-        headers[f"x-ratelimit-reset-{dim}"] = duration(max(0.0, verdict.reset[chosen]))
+        best = chosen.get(dim)
+        if best is None or (
+            best != failed and (index == failed or remaining[index] < remaining[best])
+        ):
+            chosen[dim] = index
+    headers: dict[str, str] = {}
+    for dim, index in sorted(chosen.items()):  # requests before tokens
+        check = demand.checks[index]
+        limit_name, remaining_name, reset_name = _NAMES[dim]
+        headers[limit_name] = str(int(check.limit))
+        headers[remaining_name] = str(max(0, int(remaining[index])))
+        headers[reset_name] = duration(verdict.reset[index])
     return headers
 
 

@@ -91,6 +91,7 @@ class Limits:
         self._open: dict[str, Ticket] = {}
         self._spent_of = getattr(limiter, "spent", None)  # MemoryLimiter: exact, settled
         self._spent_seen: dict[str, float] = {}  # budget key -> spend last reported
+        self._unit_checks: dict[tuple[str, str, int], Check] = {}
         self.admitted = 0
         self.refused = 0
         self.settled = 0
@@ -170,13 +171,13 @@ class Limits:
         wall: float | None = None
         for scope, spec in self._scopes(ctx, decision):
             if spec.rpm is not None:
-                checks.append(Check(REQUESTS, scope, "rq:" + scope, spec.rpm, 1))
+                checks.append(self._unit_check(REQUESTS, scope, spec.rpm))
             if spec.tpm is not None:
                 if tokens is None:
                     tokens = self.token_estimate(ctx, decision)
                 checks.append(Check(TOKENS, scope, "tk:" + scope, spec.tpm, tokens))
             if spec.max_parallel is not None:
-                checks.append(Check(PARALLEL, scope, "pl:" + scope, spec.max_parallel, 1))
+                checks.append(self._unit_check(PARALLEL, scope, spec.max_parallel))
             if spec.budget is not None:
                 if cost is None:
                     cost = self.cost_estimate(ctx, decision)
@@ -187,6 +188,18 @@ class Limits:
         if not checks:
             return None
         return Demand(ctx.request_id, checks, tokens or 0, cost or 0.0, self._lease)
+
+    def _unit_check(self, dim: str, scope: str, limit: int) -> Check:
+        """The check for one request or one slot of `scope`: the same every time, so it is
+        built once (per limit: a key's limits can change) instead of per request."""
+        cache_key = (dim, scope, limit)
+        check = self._unit_checks.get(cache_key)
+        if check is None:
+            if len(self._unit_checks) > MAX_SPEND_VIEWS:  # user scopes are unbounded
+                self._unit_checks.clear()
+            prefix = "rq:" if dim == REQUESTS else "pl:"
+            check = self._unit_checks[cache_key] = Check(dim, scope, prefix + scope, limit, 1)
+        return check
 
     def budget_left(self, ctx: RequestContext) -> float | None:
         """USD the caller's key and user budgets still allow, as far as this process has

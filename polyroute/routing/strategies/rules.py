@@ -113,13 +113,17 @@ class RulesStrategy(Strategy):
     def _candidates(self, ctx: RequestContext) -> Any:
         """Rules that may match, in priority order: the indexed buckets for this request's
         field values, merged with the rules that have no equality to index."""
-        buckets = [self._unindexed]
+        buckets = [self._unindexed] if self._unindexed else []
         for field, table in self._index.items():
             value = self._getters[field](ctx)
             if isinstance(value, frozenset | set | list | tuple):
                 buckets.extend(table[v] for v in value if isinstance(v, Hashable) and v in table)
             elif isinstance(value, Hashable) and value in table:
                 buckets.append(table[value])
-        if len(buckets) == 1:
-            return buckets[0]
-        return heapq.merge(*buckets, key=lambda rule: rule.order)
+        if len(buckets) <= 1:
+            return buckets[0] if buckets else ()
+        return heapq.merge(*buckets, key=_order)
+
+
+def _order(rule: _Rule) -> int:
+    return rule.order
