@@ -102,19 +102,24 @@ class OpenAICompatibleProvider:
         if request.request_id:
             headers = {**headers, "x-request-id": request.request_id}
         limits = request.timeouts
-        timeout = self._timeout if limits == self._timeouts else aiohttp_timeout(limits)
+        timeout = self._timeout if limits.connect == self._timeouts.connect else None
+        total = limits.total
+        loop = asyncio.get_running_loop()
+        deadline = None if total is None else loop.time() + total
         try:
-            async with asyncio.timeout(limits.first_byte):
+            async with asyncio.timeout(_earliest(limits.first_byte, total)):
                 response = await self._client().post(
                     self._urls[request.kind],
                     data=orjson.dumps(request.body),
                     headers=headers,
-                    timeout=timeout,
+                    timeout=timeout or client_timeout(limits),
                     allow_redirects=False,  # a redirect would carry the prompt and headers away
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise translate_error(exc, self.name, "before the response headers") from None
-        return AiohttpResponse(response, self.name, self._max_response_bytes, limits.idle)
+        return AiohttpResponse(
+            response, self.name, self._max_response_bytes, limits.idle, deadline=deadline
+        )
 
     async def probe(self, limit: float) -> bool:
         """Whether the upstream answers `GET <base_url>/models` (any status below 500 but
@@ -141,10 +146,19 @@ class AiohttpResponse:
     """UpstreamResponse over an aiohttp response; maps transport errors to Upstream*.
 
     `idle` bounds every wait for body bytes, so an upstream that goes silent mid-stream
-    ends in UpstreamTimeout instead of holding the client forever.
+    ends in UpstreamTimeout instead of holding the client forever; `deadline` (loop time)
+    ends the attempt's `total` time, wherever it is then.
     """
 
-    __slots__ = ("_idle", "_max_bytes", "_response", "deployment", "headers", "status")
+    __slots__ = (
+        "_deadline",
+        "_idle",
+        "_max_bytes",
+        "_response",
+        "deployment",
+        "headers",
+        "status",
+    )
 
     def __init__(
         self,
@@ -152,18 +166,24 @@ class AiohttpResponse:
         deployment: str,
         max_bytes: int,
         idle: float | None = None,
+        *,
+        deadline: float | None = None,
     ) -> None:
         self._response = response
         self._max_bytes = max_bytes
         self._idle = idle
+        self._deadline = deadline
         self.deployment = deployment
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
     async def read(self) -> bytes:
         response = self._response
+        limit = self._idle
+        if self._deadline is not None:
+            limit = _earliest(limit, self._deadline - asyncio.get_running_loop().time())
         try:
-            async with asyncio.timeout(self._idle):
+            async with asyncio.timeout(limit):
                 length = response.content_length
                 if length is not None and length <= self._max_bytes:
                     return await response.read()
@@ -188,8 +208,10 @@ class AiohttpResponse:
         return b"".join(parts)
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
-        content, idle = self._response.content, self._idle
-        watchdog = _IdleWatchdog(self._response, idle) if idle is not None else None
+        content, idle, deadline = self._response.content, self._idle, self._deadline
+        watchdog = None
+        if idle is not None or deadline is not None:
+            watchdog = _IdleWatchdog(self._response, idle, deadline)
         try:
             while True:
                 chunk = await content.readany()
@@ -206,9 +228,10 @@ class AiohttpResponse:
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+        assert watchdog is not None
+        what = f"sent nothing for {idle:.3g}s" if watchdog.idle_expired else "ran out of time"
         raise UpstreamTimeout(
-            f"deployment {self.deployment}: sent nothing for {idle:.3g}s mid-stream",
-            deployment=self.deployment,
+            f"deployment {self.deployment}: {what} mid-stream", deployment=self.deployment
         )
 
     async def aclose(self) -> None:
@@ -221,33 +244,52 @@ class AiohttpResponse:
 
 
 class _IdleWatchdog:
-    """Ends a stream that stays silent for `idle` seconds, with one timer per stream.
+    """Ends a stream that stays silent for `idle` seconds or runs past `deadline` (loop
+    time), with one timer per stream.
 
     A timer per chunk (asyncio.timeout around each read) costs a timer handle per chunk;
     here a chunk only stores the time it arrived, and the single timer re-arms itself for
     the remaining time when it fires early. On expiry it closes the response, which ends
-    the pending read; `fired` tells the reader it was a timeout.
+    the pending read; `fired` tells the reader it was a timeout, `idle_expired` which one.
     """
 
-    __slots__ = ("_handle", "_idle", "_last", "_loop", "_response", "fired")
+    __slots__ = (
+        "_deadline",
+        "_handle",
+        "_idle",
+        "_last",
+        "_loop",
+        "_response",
+        "fired",
+        "idle_expired",
+    )
 
-    def __init__(self, response: aiohttp.ClientResponse, idle: float) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, idle: float | None, deadline: float | None
+    ) -> None:
         self._loop = asyncio.get_running_loop()
         self._response = response
         self._idle = idle
+        self._deadline = deadline
         self._last = self._loop.time()
-        self.fired = False
-        self._handle = self._loop.call_at(self._last + idle, self._check)
+        self.fired = self.idle_expired = False
+        self._handle = self._loop.call_at(self._due(), self._check)
+
+    def _due(self) -> float:
+        idle_due = math.inf if self._idle is None else self._last + self._idle
+        return idle_due if self._deadline is None else min(idle_due, self._deadline)
 
     def touch(self) -> None:
         self._last = self._loop.time()
 
     def _check(self) -> None:
-        due = self._last + self._idle
-        if self._loop.time() < due:
+        due = self._due()
+        now = self._loop.time()
+        if now < due:
             self._handle = self._loop.call_at(due, self._check)
             return
         self.fired = True
+        self.idle_expired = self._deadline is None or now < self._deadline
         self._response.close()
 
     def cancel(self) -> None:
@@ -270,25 +312,29 @@ def translate_error(exc: BaseException, deployment: str, phase: str) -> Upstream
     return UpstreamBadResponse(f"{prefix}: invalid HTTP response {phase}", deployment=deployment)
 
 
-_TIMEOUTS: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
-
-
-def aiohttp_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
-    """`client_timeout` for limits cut to what is left of a request's deadline: the total is
-    rounded down to whole seconds (never later than the deadline) so the objects can be
-    shared instead of built per attempt."""
-    total = None if t.total is None else float(math.floor(t.total)) or t.total
-    key = (t.connect, total)
-    found = _TIMEOUTS.get(key)
-    if found is None:
-        if len(_TIMEOUTS) > 4096:
-            _TIMEOUTS.clear()
-        found = _TIMEOUTS[key] = client_timeout(Timeouts(t.connect, t.first_byte, t.idle, total))
-    return found
+_TIMEOUTS: dict[float | None, aiohttp.ClientTimeout] = {}
 
 
 def client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
-    """The limits aiohttp enforces: the whole attempt, and connecting (`connect` also
-    bounds the wait for a free pooled connection). First-byte and idle limits are ours:
-    aiohttp's single socket-read limit cannot tell the two apart."""
-    return aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_connect=t.connect)
+    """The limit aiohttp enforces: opening a new connection. Everything else is ours, with
+    fewer timers: first byte (and the wait for a pooled connection) under one
+    asyncio.timeout, the body under one more or one watchdog per stream, and `total` folded
+    into both; aiohttp's own total and connect limits cost two more timers a request. The
+    objects are shared per connect limit instead of built per attempt."""
+    found = _TIMEOUTS.get(t.connect)
+    if found is None:
+        if len(_TIMEOUTS) > 4096:
+            _TIMEOUTS.clear()
+        found = _TIMEOUTS[t.connect] = aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=t.connect
+        )
+    return found
+
+
+def _earliest(limit: float | None, other: float | None) -> float | None:
+    """The shorter of two optional limits (None: no limit)."""
+    if limit is None:
+        return other
+    if other is None:
+        return limit
+    return min(limit, max(other, 0.0))
