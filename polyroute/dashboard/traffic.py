@@ -1,11 +1,12 @@
 """Live traffic statistics for the dashboard: an outcome observer with rolling windows.
 
-Every finished request lands in the current STEP-second bucket of three series: the whole
-gateway, its route (the name the client asked for, `decision.route`) and the deployment
-that answered. A series is a ring of HISTORY / STEP buckets reused in place, so memory is
-bounded and recording is O(1): a few integer additions and one histogram increment. A
-chart point is one bucket; the summary window is the current bucket and the WINDOW / STEP
-- 1 before it (55 to 60 s of traffic), divided by the exact time they cover.
+Every finished request lands in the current STEP-second bucket of one series, that of its
+route (the name the client asked for, `decision.route`) and the deployment that answered;
+the dashboard's views (the whole gateway, each route, each deployment) are sums of those
+series, made when read. A series is a ring of HISTORY / STEP buckets reused in place, so
+memory is bounded and recording is O(1): a few integer additions and one histogram
+increment. A chart point is one bucket; the summary window is the current bucket and the
+WINDOW / STEP - 1 before it (55 to 60 s of traffic), divided by the exact time they cover.
 
 Latency (of successful requests; failures count in the error rate) goes into a sparse
 log-scale histogram per bucket, bins about 5 % wide, so p50/p99 of any window is a merge
@@ -19,9 +20,10 @@ caller's key *id*.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from polyroute.clock import Clock
@@ -136,6 +138,44 @@ class Series:
             targets = bucket.targets
             targets[target] = targets.get(target, 0) + 1
 
+    @classmethod
+    def merged(cls, parts: Iterable[Series], targets: Iterable[str | None] | None = None) -> Series:
+        """The sum of `parts` (recording keeps one series per route and deployment; the
+        dashboard's views are merged when read, a few times a second at most, instead of
+        three series being written per request). With `targets`, each part's requests are
+        counted in the merged buckets' `targets` under that part's name."""
+        total = cls()
+        names: Iterable[str | None] = targets if targets is not None else itertools.repeat(None)
+        for part, name in zip(parts, names, strict=False):
+            total.requests += part.requests
+            total.errors += part.errors
+            total.tokens_in += part.tokens_in
+            total.tokens_out += part.tokens_out
+            total.cost += part.cost
+            for index, bucket in enumerate(part.ring):
+                if bucket is not None:
+                    total._absorb(index, bucket, name)
+        return total
+
+    def _absorb(self, index: int, bucket: _Bucket, target: str | None) -> None:
+        mine = self.ring[index]
+        if mine is None or mine.slot < bucket.slot:
+            mine = self.ring[index] = _Bucket(bucket.slot)
+        elif mine.slot > bucket.slot:
+            return  # an older turn of the ring: not in the merged view
+        mine.requests += bucket.requests
+        mine.errors += bucket.errors
+        mine.ok += bucket.ok
+        mine.tokens_in += bucket.tokens_in
+        mine.tokens_out += bucket.tokens_out
+        mine.cost += bucket.cost
+        for bin_index, count in bucket.latency.items():
+            mine.latency[bin_index] = mine.latency.get(bin_index, 0) + count
+        for name, count in bucket.targets.items():
+            mine.targets[name] = mine.targets.get(name, 0) + count
+        if target is not None and bucket.requests:
+            mine.targets[target] = mine.targets.get(target, 0) + bucket.requests
+
     def bucket(self, slot: int) -> _Bucket | None:
         """The bucket of `slot`, if it saw traffic."""
         bucket = self.ring[slot % SLOTS]
@@ -190,9 +230,7 @@ class Traffic:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._started = clock.now()
-        self.total = Series()
-        self.routes: dict[str, Series] = {}
-        self.deployments: dict[str, Series] = {}
+        self._pairs: dict[tuple[str, str | None], Series] = {}  # (route, deployment)
         self._traced: OrderedDict[str, tuple[str | None, dict[str, Any]]] = OrderedDict()
         self._cache: tuple[int, dict[str, Any]] | None = None
 
@@ -210,17 +248,11 @@ class Traffic:
         name = deployment.name if deployment is not None else None
         decision = outcome.decision
         route = decision.route if decision is not None else UNROUTED
-        sample = (ok, bin_index, tokens_in, tokens_out, cost)
-        self.total.add(slot, sample, None)
-        series = self.routes.get(route)
+        pair = (route, name)
+        series = self._pairs.get(pair)
         if series is None:
-            series = self.routes[route] = Series()
-        series.add(slot, sample, name)
-        if name is not None:
-            series = self.deployments.get(name)
-            if series is None:
-                series = self.deployments[name] = Series()
-            series.add(slot, sample, None)
+            series = self._pairs[pair] = Series()
+        series.add(slot, (ok, bin_index, tokens_in, tokens_out, cost), None)
         if outcome.ctx.header(TRACE_HEADER):
             self._trace(outcome)
 
@@ -265,6 +297,29 @@ class Traffic:
         return entry[1]
 
     # -- reading (the dashboard) -----------------------------------------------------------
+
+    @property
+    def total(self) -> Series:
+        """The whole gateway's series."""
+        return Series.merged(self._pairs.values())
+
+    @property
+    def routes(self) -> dict[str, Series]:
+        """A series per route, its buckets' `targets` counting the deployments it chose."""
+        by_route: dict[str, list[tuple[Series, str | None]]] = {}
+        for (route, name), series in self._pairs.items():
+            by_route.setdefault(route, []).append((series, name))
+        return {
+            route: Series.merged(*zip(*parts, strict=True)) for route, parts in by_route.items()
+        }
+
+    @property
+    def deployments(self) -> dict[str, Series]:
+        by_name: dict[str, list[Series]] = {}
+        for (_, name), series in self._pairs.items():
+            if name is not None:
+                by_name.setdefault(name, []).append(series)
+        return {name: Series.merged(parts) for name, parts in by_name.items()}
 
     def snapshot(self) -> dict[str, Any]:
         """Summaries over the last WINDOW seconds and chart series over HISTORY seconds, for

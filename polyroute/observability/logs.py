@@ -221,7 +221,30 @@ class LogSink:
     def put(self, line: str) -> None:
         self.writer.put(line)
 
-    def _render(self, lines: list[str]) -> bytes:
+    def put_clean(self, line: bytes) -> None:
+        """Queue a UTF-8 line the gateway built only from values it made or configured
+        itself (ids, configured names, numbers): nothing a secret could hide in, so it
+        skips the redactor (about a sixth of an access line's cost)."""
+        self.writer.put(line)
+
+    def _render(self, lines: list[str | bytes]) -> bytes:
+        if all(line.__class__ is bytes for line in lines):
+            return b"\n".join(lines) + b"\n"  # type: ignore[arg-type]
+        parts: list[bytes] = []
+        dirty: list[str] = []
+        for line in lines:
+            if isinstance(line, bytes):
+                if dirty:
+                    parts.append(self._redacted(dirty))
+                    dirty = []
+                parts.append(line + b"\n")
+            else:
+                dirty.append(line)
+        if dirty:
+            parts.append(self._redacted(dirty))
+        return b"".join(parts)
+
+    def _redacted(self, lines: list[str]) -> bytes:
         return self.redact("\n".join(lines) + "\n").encode("utf-8", "replace")
 
     def _write(self, data: bytes) -> None:
@@ -374,7 +397,10 @@ class AccessLog:
             line = {"time": iso_time(epoch), "level": "info", "logger": ACCESS_LOGGER}
             line["message"] = "request"
             line.update(fields)
-            sink.put(orjson.dumps(line, default=str).decode())
+            if self.prompts:  # client text: through the redactor
+                sink.put(orjson.dumps(line, default=str).decode())
+            else:
+                sink.put_clean(orjson.dumps(line, default=str))
         else:
             text = " ".join(f"{k}={_text(v)}" for k, v in fields.items() if v is not None)
             sink.put(f"{iso_time(epoch)} INFO    {ACCESS_LOGGER}: request {text}")

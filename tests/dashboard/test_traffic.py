@@ -159,6 +159,24 @@ def test_ring_reuses_buckets_without_mixing_seconds(gateway: Gateway) -> None:
     assert data["total"]["totals"]["requests"] == 2
 
 
+def test_merged_views_keep_only_the_newest_turn_of_the_ring(gateway: Gateway) -> None:
+    """Recording keeps one series per route and deployment; the total merges them when read,
+    and a part whose bucket at a ring position is a turn older than another's is left out
+    there (it is history the charts no longer span)."""
+    clock = FakeClock()
+    traffic = Traffic(clock)
+    traffic.observe(outcome(gateway, "only-a"))  # slot 0 of route only-a
+    clock.advance(HISTORY)  # the same ring position, one turn later
+    for _ in range(3):
+        traffic.observe(outcome(gateway, "only-b"))
+    data = traffic.snapshot()
+    assert data["total"]["requests_1m"] == 3
+    assert data["total"]["totals"]["requests"] == 4
+    assert data["routes"]["only-b"]["decisions_1m"] == {"b": 3}
+    assert data["routes"]["only-a"]["totals"]["requests"] == 1
+    assert data["routes"]["only-a"]["requests_1m"] == 0
+
+
 def test_chart_points_are_complete_buckets(gateway: Gateway) -> None:
     clock = FakeClock(1000.0)  # a bucket boundary: 1000 = 200 x STEP
     traffic = Traffic(clock)

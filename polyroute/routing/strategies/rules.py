@@ -66,6 +66,7 @@ class RulesStrategy(Strategy):
         self._index: dict[str, dict[Hashable, list[_Rule]]] = {}
         self._getters: dict[str, Getter] = {}
         self._unindexed: list[_Rule] = []
+        self._merged: dict[tuple[int, ...], list[_Rule]] = {}  # by the ids of its buckets
         for order, (index, spec) in enumerate(ordered):
             rule = self._compile(order, index, spec, zone, resolve)
             self._rules.append(rule)
@@ -122,7 +123,17 @@ class RulesStrategy(Strategy):
                 buckets.append(table[value])
         if len(buckets) <= 1:
             return buckets[0] if buckets else ()
-        return heapq.merge(*buckets, key=_order)
+        # the buckets come from the config: the few ways they combine are merged once
+        key = tuple(map(id, buckets))
+        merged = self._merged.get(key)
+        if merged is None:
+            if len(self._merged) >= _MAX_MERGED:
+                self._merged.clear()
+            merged = self._merged[key] = list(heapq.merge(*buckets, key=_order))
+        return merged
+
+
+_MAX_MERGED = 1024
 
 
 def _order(rule: _Rule) -> int:
