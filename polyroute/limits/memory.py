@@ -49,44 +49,49 @@ class MemoryLimiter:
         checks = demand.checks
         remaining: list[float] = []
         reset: list[float] = []
-        rates: list[gcra.RateResult | None] = []
         passed: list[bool] = []
+        tats: list[float | None] = []  # the TAT to store, for rate checks
         failed: int | None = None
         retry = 0.0
+        left: float
         for index, check in enumerate(checks):
-            ok, left, wait, rate = self._check(check, now)
-            rates.append(rate)
+            if check.rate:
+                ok, new_tat, left, until, wait = gcra.decide(
+                    self._tat.get(check.key), now, check.limit, WINDOW, check.amount
+                )
+                tats.append(new_tat)
+                reset.append(until)
+            else:
+                ok, left, wait = self._check(check)
+                tats.append(None)
+                reset.append(-1.0)
             passed.append(ok)
             remaining.append(left)
-            reset.append(rate.reset if rate is not None else -1.0)
             if not ok and (failed is None or wait > retry):
                 failed, retry = index, wait
         if failed is not None:
             refused(checks, passed, remaining, reset)
             return Verdict(False, remaining, reset, failed, retry)
         spent: dict[str, float] = {}
-        for check, rate in zip(checks, rates, strict=True):
-            if rate is not None:
-                self._tat[check.key] = rate.tat
+        for check, stored in zip(checks, tats, strict=True):
+            if stored is not None:
+                self._tat[check.key] = stored
             elif check.dim == PARALLEL:
                 self._slots[check.key] = self._slots.get(check.key, 0) + 1
             else:
                 spent[check.key] = self._add_spend(check, check.amount)
         return Verdict(True, remaining, reset, spent=spent)
 
-    def _check(self, check: Check, now: float) -> tuple[bool, float, float, gcra.RateResult | None]:
-        """(allowed, remaining, retry_after, the rate result for rate checks)."""
-        if check.rate:
-            rate = gcra.check(self._tat.get(check.key), now, int(check.limit), WINDOW, check.amount)
-            return rate.allowed, float(rate.remaining), rate.retry_after, rate
+    def _check(self, check: Check) -> tuple[bool, float, float]:
+        """A slot or budget check: (allowed, remaining, retry_after)."""
         if check.dim == PARALLEL:
             taken = self._slots.get(check.key, 0)
-            return taken + 1 <= check.limit, check.limit - taken - 1, 1.0, None
+            return taken + 1 <= check.limit, check.limit - taken - 1, 1.0
         spent = self._spent(check.key)
         if budget_allows(spent, check.amount, check.limit):
-            return True, check.limit - spent - check.amount, 0.0, None
+            return True, check.limit - spent - check.amount, 0.0
         wait = seconds_left(check.period, self._wall())
-        return False, check.limit - spent, wait if wait is not None else float("inf"), None
+        return False, check.limit - spent, wait if wait is not None else float("inf")
 
     def settle_now(self, demand: Demand, tokens: int, cost: float) -> None:
         """Adjust the token and spend reservations to the real figures; free the slots."""

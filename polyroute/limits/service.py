@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -217,24 +217,27 @@ class Limits:
             left = own if left is None else min(left, own)
         return left
 
-    def _caller_scopes(self, ctx: RequestContext) -> Iterator[tuple[str, _Spec]]:
+    def _caller_scopes(self, ctx: RequestContext) -> list[tuple[str, _Spec]]:
+        scopes: list[tuple[str, _Spec]] = []
         caller = ctx.caller
         if caller.key_id is not None:
-            yield "key:" + caller.key_id, caller.limits
+            scopes.append(("key:" + caller.key_id, caller.limits))
         if self._per_user is not None:
             user = ctx.user
             if user:
-                yield "user:" + _name(user), self._per_user
+                scopes.append(("user:" + _name(user), self._per_user))
+        return scopes
 
-    def _scopes(self, ctx: RequestContext, decision: Decision) -> Iterator[tuple[str, _Spec]]:
-        yield from self._caller_scopes(ctx)
+    def _scopes(self, ctx: RequestContext, decision: Decision) -> list[tuple[str, _Spec]]:
+        scopes = self._caller_scopes(ctx)
         if self._per_model:
             for name in _model_names(ctx, decision):
                 spec = self._per_model.get(name)
                 if spec is not None:
-                    yield "model:" + name, spec
+                    scopes.append(("model:" + name, spec))
         if self._global is not None:
-            yield "global", self._global
+            scopes.append(("global", self._global))
+        return scopes
 
     def token_estimate(self, ctx: RequestContext, decision: Decision) -> int:
         """Tokens reserved: the prompt estimate plus `max_tokens` (or
