@@ -168,8 +168,8 @@ async def main() -> None:
             ours = await measure("polyroute", base + chat, args)
     for name, figures in (("reference", null), ("polyroute", ours)):
         print(
-            f"{name} overhead over direct: p50 +{figures[0.5] - direct[0.5]:.2f} ms, "
-            f"p99 +{figures[0.99] - direct[0.99]:.2f} ms"
+            f"{name} overhead over direct: p50 {figures[0.5] - direct[0.5]:+.2f} ms, "
+            f"p99 {figures[0.99] - direct[0.99]:+.2f} ms"
         )
 
 
