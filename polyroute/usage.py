@@ -11,17 +11,16 @@ When no usage arrives at all, `estimate` gives a labelled estimate.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 
 from polyroute.context import RequestContext
 from polyroute.deployment import Deployment
+from polyroute.events import event_ends
 from polyroute.kinds import EndpointKind
 from polyroute.outcomes import Usage
 
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
 _MAX_EVENT = 1 << 20
 
 
@@ -95,8 +94,8 @@ class StreamUsage:
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes of `chunk` to forward now."""
-        data = self._pending + chunk
-        ends = list(_EVENT_END.finditer(data))
+        data = self._pending + chunk if self._pending else chunk
+        ends = event_ends(data)
         self.events += len(ends)
         if not ends:
             if len(data) > _MAX_EVENT:  # not SSE as we know it: stop holding bytes back
@@ -104,7 +103,7 @@ class StreamUsage:
                 return data if self._withhold else chunk
             self._pending = data
             return b"" if self._withhold else chunk
-        cut = ends[-1].end()
+        cut = ends[-1]
         self._pending = data[cut:]
         complete = data[:cut]
         if b'"usage"' not in complete:
@@ -112,8 +111,8 @@ class StreamUsage:
         kept = []
         start = 0
         for end in ends:
-            event = complete[start : end.end()]
-            start = end.end()
+            event = complete[start:end]
+            start = end
             if self._read(event) and self._withhold:
                 continue
             kept.append(event)

@@ -7,14 +7,13 @@ anything but text deltas is left uncached rather than stored in a shape we canno
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 
+from polyroute.events import event_ends
 from polyroute.kinds import EndpointKind
 
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
 _MAX_BYTES = 4 << 20
 
 
@@ -41,9 +40,9 @@ class AnswerAssembler:
             return
         data = self._pending + chunk
         start = 0
-        for end in _EVENT_END.finditer(data):
-            self._event(data[start : end.start()])
-            start = end.end()
+        for end in event_ends(data):
+            self._event(data[start:end])
+            start = end
         self._pending = data[start:]
 
     def _event(self, raw: bytes) -> None:
