@@ -26,7 +26,7 @@ async def feedback(request: web.Request) -> web.Response:
             raise InvalidRequest(
                 "request_id must be the x-request-id of a response", param="request_id"
             )
-        if not isinstance(score, int | float) or isinstance(score, bool) or not 0 <= score <= 1:
+        if not isinstance(score, (int, float)) or isinstance(score, bool) or not 0 <= score <= 1:
             raise InvalidRequest("score must be a number between 0 and 1", param="score")
         label = body.get("label")
         if label is not None and not isinstance(label, str):

@@ -66,7 +66,7 @@ def _chat(body: dict[str, Any]) -> None:
         if not isinstance(role, str) or role not in ROLES:
             raise _wrong(f"messages[{index}].role", "one of " + ", ".join(sorted(ROLES)))
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
+        if content is not None and not isinstance(content, (str, list)):
             raise _wrong(f"messages[{index}].content", "a string or an array of parts")
 
 
@@ -74,7 +74,7 @@ def _completion(body: dict[str, Any]) -> None:
     prompt = body.get("prompt")
     if prompt is None:
         raise InvalidRequest("missing required parameter: 'prompt'", param="prompt")
-    if not isinstance(prompt, str | list):
+    if not isinstance(prompt, (str, list)):
         raise _wrong("prompt", "a string or an array")
 
 
@@ -144,7 +144,7 @@ def _number(body: dict[str, Any], name: str, low: float, high: float) -> None:
     value = body.get(name)
     if value is None:
         return
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise _wrong(name, "a number")
     if not low <= value <= high:
         raise InvalidRequest(

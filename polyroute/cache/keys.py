@@ -43,7 +43,7 @@ def plan_for(ctx: RequestContext, config: CacheConfig) -> CachePlan | None:
         temperature = body.get("temperature", OPENAI_DEFAULT_TEMPERATURE)
         if temperature is None:
             temperature = OPENAI_DEFAULT_TEMPERATURE
-        if not isinstance(temperature, int | float) or temperature > config.max_temperature:
+        if not isinstance(temperature, (int, float)) or temperature > config.max_temperature:
             return None
     directives = _cache_control(ctx)
     if "no-store" in directives:

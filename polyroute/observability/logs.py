@@ -93,7 +93,7 @@ def _walk(value: Any) -> Iterator[SecretStr]:
     elif isinstance(value, dict):
         for item in value.values():
             yield from _walk(item)
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _walk(item)
 

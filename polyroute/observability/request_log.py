@@ -103,7 +103,7 @@ def propensity(decision: Decision) -> float | None:
         if signals is None:
             continue
         reported = signals.get("propensity")
-        if isinstance(reported, int | float) and not isinstance(reported, bool):
+        if isinstance(reported, (int, float)) and not isinstance(reported, bool):
             value *= float(reported)
         elif signals.get("strategy") not in DETERMINISTIC and "degraded" not in signals:
             return None

@@ -85,7 +85,7 @@ def describe(url: str | URL) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     """A failure another attempt may not have: the database down, locked or restarting."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError):
+    if isinstance(exc, (OperationalError, InterfaceError, OSError)):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 

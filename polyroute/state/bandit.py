@@ -273,7 +273,7 @@ def _counts(value: Any, context: str, arm: str) -> ArmCounts:
     successes, failures = value.get("successes"), value.get("failures")
     n, feedback = value.get("n", 0), value.get("feedback", 0)
     for name, number in (("successes", successes), ("failures", failures)):
-        if not isinstance(number, int | float) or isinstance(number, bool):
+        if not isinstance(number, (int, float)) or isinstance(number, bool):
             raise ValueError(f"{where}: {name} must be a number")
         if not math.isfinite(number) or number < 0:
             raise ValueError(f"{where}: {name} must be finite and >= 0")

@@ -44,11 +44,11 @@ class Fault:
 
     def opt_float(self, name: str, default: float) -> float:
         value = self.opts.get(name, default)
-        return float(value) if isinstance(value, int | float) else default
+        return float(value) if isinstance(value, (int, float)) else default
 
     def opt_int(self, name: str, default: int) -> int:
         value = self.opts.get(name, default)
-        return int(value) if isinstance(value, int | float) else default
+        return int(value) if isinstance(value, (int, float)) else default
 
 
 def _check(kind: str, opts: dict[str, Any]) -> None:
@@ -60,7 +60,7 @@ def _check(kind: str, opts: dict[str, Any]) -> None:
             raise ValueError("fault 'status' needs opts status: an HTTP status (100-599)")
     for name in ("after_chunks", "ttft_ms", "retry_after"):
         value = opts.get(name)
-        if value is not None and (not isinstance(value, int | float) or value < 0):
+        if value is not None and (not isinstance(value, (int, float)) or value < 0):
             raise ValueError(f"fault option {name} must be a number >= 0")
 
 

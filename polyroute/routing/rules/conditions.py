@@ -59,7 +59,7 @@ def index_keys(spec: Any) -> Iterator[tuple[str, Hashable]]:
         elif isinstance(value, dict):
             if set(value) == {"eq"} and isinstance(value["eq"], Hashable):
                 yield key, value["eq"]
-        elif isinstance(value, Hashable) and not isinstance(value, bool | float):
+        elif isinstance(value, Hashable) and not isinstance(value, (bool, float)):
             yield key, value
 
 
@@ -91,7 +91,7 @@ def _compile_entry(
 def _equals(get: Callable[[RequestContext], Any], expected: Any) -> Predicate:
     def test(ctx: RequestContext) -> bool:
         actual = get(ctx)
-        if isinstance(actual, frozenset | set | list | tuple):
+        if isinstance(actual, (frozenset, set, list, tuple)):
             return expected in actual  # e.g. caller.tags: vip
         return bool(actual == expected)
 
@@ -167,7 +167,7 @@ def _op_contains(get: Getter_, arg: Any, path: Path_) -> Predicate:
 
 
 def _member(value: Any, values: frozenset[Any]) -> bool:
-    if isinstance(value, frozenset | set | list | tuple):
+    if isinstance(value, (frozenset, set, list, tuple)):
         return any(v in values for v in value)
     return isinstance(value, Hashable) and value in values
 
@@ -175,13 +175,13 @@ def _member(value: Any, values: frozenset[Any]) -> bool:
 def _contains(value: Any, item: Any) -> bool:
     if isinstance(value, str):
         return isinstance(item, str) and item in value
-    if isinstance(value, frozenset | set | list | tuple):
+    if isinstance(value, (frozenset, set, list, tuple)):
         return item in value
     return False
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _number(value: Any, path: tuple[str | int, ...]) -> float:

@@ -117,7 +117,7 @@ class RulesStrategy(Strategy):
         buckets = [self._unindexed] if self._unindexed else []
         for field, table in self._index.items():
             value = self._getters[field](ctx)
-            if isinstance(value, frozenset | set | list | tuple):
+            if isinstance(value, (frozenset, set, list, tuple)):
                 buckets.extend(table[v] for v in value if isinstance(v, Hashable) and v in table)
             elif isinstance(value, Hashable) and value in table:
                 buckets.append(table[value])
