@@ -163,16 +163,7 @@ class Series:
             mine = self.ring[index] = _Bucket(bucket.slot)
         elif mine.slot > bucket.slot:
             return  # an older turn of the ring: not in the merged view
-        mine.requests += bucket.requests
-        mine.errors += bucket.errors
-        mine.ok += bucket.ok
-        mine.tokens_in += bucket.tokens_in
-        mine.tokens_out += bucket.tokens_out
-        mine.cost += bucket.cost
-        for bin_index, count in bucket.latency.items():
-            mine.latency[bin_index] = mine.latency.get(bin_index, 0) + count
-        for name, count in bucket.targets.items():
-            mine.targets[name] = mine.targets.get(name, 0) + count
+        _accumulate(mine, bucket)
         if target is not None and bucket.requests:
             mine.targets[target] = mine.targets.get(target, 0) + bucket.requests
 
@@ -209,19 +200,24 @@ class _Sum:
         self.latency: dict[int, int] = {}
         self.targets: dict[str, int] = {}
         for bucket in buckets:
-            self.requests += bucket.requests
-            self.errors += bucket.errors
-            self.ok += bucket.ok
-            self.tokens_in += bucket.tokens_in
-            self.tokens_out += bucket.tokens_out
-            self.cost += bucket.cost
-            for index, count in bucket.latency.items():
-                self.latency[index] = self.latency.get(index, 0) + count
-            for target, count in bucket.targets.items():
-                self.targets[target] = self.targets.get(target, 0) + count
+            _accumulate(self, bucket)
 
     def p(self, q: float) -> float | None:
         return _rounded(percentile(self.latency, self.ok, q))
+
+
+def _accumulate(total: _Bucket | _Sum, bucket: _Bucket) -> None:
+    """Add `bucket`'s counts, latency histogram and decisions to `total`."""
+    total.requests += bucket.requests
+    total.errors += bucket.errors
+    total.ok += bucket.ok
+    total.tokens_in += bucket.tokens_in
+    total.tokens_out += bucket.tokens_out
+    total.cost += bucket.cost
+    for index, count in bucket.latency.items():
+        total.latency[index] = total.latency.get(index, 0) + count
+    for name, count in bucket.targets.items():
+        total.targets[name] = total.targets.get(name, 0) + count
 
 
 class Traffic:

@@ -47,6 +47,13 @@ async def _drain(response: AiohttpResponse, into: list[bytes]) -> None:
         into.append(chunk)
 
 
+@pytest.fixture
+async def provider(upstream: str) -> AsyncIterator[OpenAICompatibleProvider]:
+    provider = OpenAICompatibleProvider(name="u", base_url=upstream)
+    yield provider
+    await provider.aclose()
+
+
 def _request(timeouts: Timeouts, stream: bool) -> UpstreamRequest:
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
     return UpstreamRequest(
@@ -54,54 +61,42 @@ def _request(timeouts: Timeouts, stream: bool) -> UpstreamRequest:
     )
 
 
-async def test_total_ends_a_stream_that_never_goes_silent(upstream: str) -> None:
-    provider = OpenAICompatibleProvider(name="u", base_url=upstream)
+async def test_total_ends_a_stream_that_never_goes_silent(
+    provider: OpenAICompatibleProvider,
+) -> None:
     limits = Timeouts(connect=1, first_byte=5, idle=5, total=0.4)
     started = time.monotonic()
-    try:
-        response = await provider.send(_request(limits, stream=True))
-        chunks: list[bytes] = []
-        with pytest.raises(UpstreamTimeout, match="ran out of time mid-stream"):
-            await _drain(response, chunks)
-        elapsed = time.monotonic() - started
-        assert len(chunks) >= 3  # it did stream until the limit
-        assert 0.35 <= elapsed < 2.0
-    finally:
-        await provider.aclose()
+    response = await provider.send(_request(limits, stream=True))
+    chunks: list[bytes] = []
+    with pytest.raises(UpstreamTimeout, match="ran out of time mid-stream"):
+        await _drain(response, chunks)
+    elapsed = time.monotonic() - started
+    assert len(chunks) >= 3  # it did stream until the limit
+    assert 0.35 <= elapsed < 2.0
 
 
-async def test_total_ends_a_body_that_never_completes(upstream: str) -> None:
-    provider = OpenAICompatibleProvider(name="u", base_url=upstream)
+async def test_total_ends_a_body_that_never_completes(provider: OpenAICompatibleProvider) -> None:
     limits = Timeouts(connect=1, first_byte=5, idle=5, total=0.4)
     started = time.monotonic()
-    try:
-        response = await provider.send(_request(limits, stream=False))
-        with pytest.raises(UpstreamTimeout):
-            await response.read()
-        assert 0.35 <= time.monotonic() - started < 2.0
-    finally:
-        await provider.aclose()
+    response = await provider.send(_request(limits, stream=False))
+    with pytest.raises(UpstreamTimeout):
+        await response.read()
+    assert 0.35 <= time.monotonic() - started < 2.0
 
 
-async def test_total_shorter_than_first_byte_bounds_the_wait_for_headers(upstream: str) -> None:
-    provider = OpenAICompatibleProvider(name="u", base_url=upstream)
+async def test_total_shorter_than_first_byte_bounds_the_wait_for_headers(
+    provider: OpenAICompatibleProvider,
+) -> None:
     limits = Timeouts(connect=1, first_byte=5, idle=5, total=0.3)
     started = time.monotonic()
-    try:
-        provider._urls[EndpointKind.CHAT] += "?wait=3"
-        with pytest.raises(UpstreamTimeout, match="before the response headers"):
-            await provider.send(_request(limits, stream=False))
-        assert time.monotonic() - started < 1.5
-    finally:
-        await provider.aclose()
+    provider._urls[EndpointKind.CHAT] += "?wait=3"
+    with pytest.raises(UpstreamTimeout, match="before the response headers"):
+        await provider.send(_request(limits, stream=False))
+    assert time.monotonic() - started < 1.5
 
 
-async def test_idle_still_ends_a_silent_stream(upstream: str) -> None:
-    provider = OpenAICompatibleProvider(name="u", base_url=upstream)
+async def test_idle_still_ends_a_silent_stream(provider: OpenAICompatibleProvider) -> None:
     limits = Timeouts(connect=1, first_byte=5, idle=0.02, total=10)
-    try:
-        response = await provider.send(_request(limits, stream=True))
-        with pytest.raises(UpstreamTimeout, match=r"sent nothing for 0\.02s mid-stream"):
-            await _drain(response, [])
-    finally:
-        await provider.aclose()
+    response = await provider.send(_request(limits, stream=True))
+    with pytest.raises(UpstreamTimeout, match=r"sent nothing for 0\.02s mid-stream"):
+        await _drain(response, [])
