@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Instructions per request under callgrind: a noise-free figure for hot-path work.
+#
+#   bench/instructions.sh reference|CONFIG [json|sse] [seconds]
+#     e.g. bench/instructions.sh reference json; bench/instructions.sh bench/overhead-full.yaml sse
+#
+# Starts the shared bench's mock upstream (CPU 0) and the gateway under
+# `valgrind --tool=callgrind --instr-atstart=no` (CPU 1): the bench's thin reference proxy,
+# or `polyroute serve -c CONFIG`. wrk (32 connections, the bench's chat.lua, the overhead
+# configs' client key) warms it up for 10 s, then instrumentation is switched on for
+# `seconds` (default 20) of load, and the count is divided by the requests wrk completed.
+# The same binary and inputs give the same count (+-1 %) whatever else the machine does;
+# wall-clock figures here move +-20 %. Valgrind runs the gateway ~40x slower, so work done
+# once per batch or per second weighs ~40x more per request than under real load.
+# Needs valgrind, wrk, ../shared/bench/setup.sh once. Files: $TMPDIR/polyroute-callgrind.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+SHARED="$ROOT/../shared/bench"
+BENCH_PY="${POLYROUTE_BENCH_HOME:-$HOME/.cache/polyroute-bench}/.venv-bench/bin/python"
+TARGET="${1:?usage: bench/instructions.sh reference|CONFIG [json|sse] [seconds]}"
+MODE="${2:-json}"
+SECONDS_ON="${3:-20}"
+OUT="${TMPDIR:-/tmp}/polyroute-callgrind"
+MOCK_PORT=18200 GW_PORT=18201
+mkdir -p "$OUT"
+rm -f "$OUT"/callgrind.out* "$OUT/records.db"*
+export UPSTREAM_URL="http://127.0.0.1:$MOCK_PORT/v1" GW_PORT
+export POLYROUTE_BENCH_DB="sqlite+aiosqlite:///$OUT/records.db"
+if [ "$TARGET" = reference ]; then
+  GATEWAY=("$BENCH_PY" "$SHARED/null_gateway/null_proxy_aiohttp.py")
+else
+  GATEWAY=("$ROOT/.venv/bin/python" -m polyroute serve -c "$TARGET" --port "$GW_PORT")
+fi
+taskset -c 0 "$BENCH_PY" "$SHARED/mock_upstream.py" --port "$MOCK_PORT" >"$OUT/mock.log" 2>&1 &
+MOCK=$!
+taskset -c 1 valgrind --tool=callgrind --instr-atstart=no \
+  --callgrind-out-file="$OUT/callgrind.out" "${GATEWAY[@]}" >"$OUT/gateway.log" 2>&1 &
+GATEWAY_PID=$!
+trap 'kill $GATEWAY_PID $MOCK 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+for _ in $(seq 600); do  # valgrind makes the start slow
+  kill -0 "$GATEWAY_PID" 2>/dev/null || { tail -20 "$OUT/gateway.log"; exit 1; }
+  curl -s -o /dev/null -m 5 -X POST "http://127.0.0.1:$GW_PORT/v1/chat/completions" && break
+  sleep 0.5
+done
+export BENCH_STREAM=$([ "$MODE" = sse ] && echo 1 || echo 0)
+export BENCH_HEADERS="Authorization: Bearer sk-bench-overhead-key-0001"
+URL="http://127.0.0.1:$GW_PORT"
+taskset -c 0 wrk -t1 -c32 -d10s --timeout 30s -s "$SHARED/chat.lua" "$URL" >/dev/null
+callgrind_control -i on "$GATEWAY_PID" >/dev/null 2>&1
+BENCH_OUT="$OUT/wrk.json" taskset -c 0 wrk -t1 -c32 -d"${SECONDS_ON}s" --timeout 30s \
+  -s "$SHARED/chat.lua" "$URL" >/dev/null
+callgrind_control -i off "$GATEWAY_PID" >/dev/null 2>&1
+callgrind_control -d "$GATEWAY_PID" >/dev/null 2>&1
+python3 - "$OUT" "$TARGET" "$MODE" <<'PY'
+import glob, json, sys
+out, target, mode = sys.argv[1:]
+result = json.load(open(f"{out}/wrk.json"))
+count = 0
+for path in glob.glob(f"{out}/callgrind.out*"):
+    for line in open(path):
+        if line.startswith(("summary:", "totals:")):
+            count = max(count, int(line.split()[1]))
+requests = result["requests"]
+errors = sum(result["errors"].values())
+print(f"{target} {mode}: {requests} requests ({errors} errors), "
+      f"{count / requests / 1e6:.3f} M instructions per request")
+PY
