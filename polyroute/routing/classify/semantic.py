@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from polyroute.routing.classify.cache import FORMAT, cached_or_trained
 from polyroute.routing.classify.minilm import SentenceEncoder, load_encoder, model_dir
+from polyroute.routing.classify.tfidf import best_above_chance
 
 Floats = NDArray[np.float32]
 C_VALUE = 10.0
@@ -80,11 +81,7 @@ class EncoderClassifier:
 
     def predict(self, text: str) -> tuple[str, float]:
         """The most probable label and the confidence above chance, as TextClassifier."""
-        probabilities = self.probabilities(text)
-        best = int(probabilities.argmax())
-        chance = 1.0 / len(self.labels)
-        confidence = (float(probabilities[best]) - chance) / (1.0 - chance)
-        return self.labels[best], min(1.0, max(0.0, confidence))
+        return best_above_chance(self.labels, self.probabilities(text))
 
     def to_arrays(self) -> dict[str, NDArray[Any]]:
         meta = json.dumps({"labels": list(self.labels)}).encode()

@@ -181,11 +181,7 @@ class TextClassifier:
         probability cannot serve one threshold for every route: with two categories it
         never falls below 0.5, with a hundred it rarely rises above it.
         """
-        probabilities = self.probabilities(text)
-        best = int(probabilities.argmax())
-        chance = 1.0 / len(self.labels)
-        confidence = (float(probabilities[best]) - chance) / (1.0 - chance)
-        return self.labels[best], min(1.0, max(0.0, confidence))
+        return best_above_chance(self.labels, self.probabilities(text))
 
     # --- plain arrays, for the disk cache ---------------------------------------------------
 
@@ -233,3 +229,12 @@ def _as_softmax(coef: Floats, intercept: Floats) -> tuple[Floats, Floats]:
 
 def _json_bytes(value: object) -> NDArray[np.uint8]:
     return np.frombuffer(json.dumps(value, ensure_ascii=False).encode(), dtype=np.uint8)
+
+
+def best_above_chance(labels: Sequence[str], probabilities: NDArray[Any]) -> tuple[str, float]:
+    """The most probable label and how far its probability stands above chance (1/k for
+    k labels), scaled to [0, 1]: the confidence every text classifier reports."""
+    best = int(probabilities.argmax())
+    chance = 1.0 / len(labels)
+    confidence = (float(probabilities[best]) - chance) / (1.0 - chance)
+    return labels[best], min(1.0, max(0.0, confidence))
