@@ -228,8 +228,6 @@ class LogSink:
         self.writer.put(line)
 
     def _render(self, lines: list[str | bytes]) -> bytes:
-        if all(line.__class__ is bytes for line in lines):
-            return b"\n".join(lines) + b"\n"  # type: ignore[arg-type]
         parts: list[bytes] = []
         dirty: list[str] = []
         for line in lines:

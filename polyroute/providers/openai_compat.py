@@ -102,7 +102,6 @@ class OpenAICompatibleProvider:
         if request.request_id:
             headers = {**headers, "x-request-id": request.request_id}
         limits = request.timeouts
-        timeout = self._timeout if limits.connect == self._timeouts.connect else None
         total = limits.total
         loop = asyncio.get_running_loop()
         deadline = None if total is None else loop.time() + total
@@ -112,7 +111,7 @@ class OpenAICompatibleProvider:
                     self._urls[request.kind],
                     data=orjson.dumps(request.body),
                     headers=headers,
-                    timeout=timeout or client_timeout(limits),
+                    timeout=client_timeout(limits),  # shared per connect limit
                     allow_redirects=False,  # a redirect would carry the prompt and headers away
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:

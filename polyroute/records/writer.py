@@ -259,18 +259,23 @@ def _milliseconds(seconds: float) -> float:
 
 
 def _day(stamp: int) -> str:
-    """The UTC day of a nanosecond timestamp, ``YYYY-MM-DD``."""
-    number = stamp // _NS_PER_DAY
-    day = _DAYS.get(number)
-    if day is None:
-        if len(_DAYS) > 8:
-            _DAYS.clear()
-        day = _DAYS[number] = time.strftime("%Y-%m-%d", time.gmtime(number * 86_400))
-    return day
+    """The UTC day of a nanosecond timestamp, ``YYYY-MM-DD``: of the same float seconds
+    the row's `time` is made from, so the two agree even at a day's last nanosecond."""
+    return _utc_second(int(stamp / 1e9))[:10]
 
 
-_NS_PER_DAY = 86_400 * 1_000_000_000
-_DAYS: dict[int, str] = {}
+def _utc_second(second: int) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` of a Unix second in UTC, shared by the rows of that second
+    (datetime's isoformat, date() and the tz conversion were a tenth of a row's cost)."""
+    text = _SECONDS.get(second)
+    if text is None:
+        if len(_SECONDS) > 64:
+            _SECONDS.clear()
+        text = _SECONDS[second] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+    return text
+
+
+_SECONDS: dict[int, str] = {}
 
 
 def _clip(value: object, limit: int) -> str | None:
@@ -356,21 +361,10 @@ def _sqlite_batches(rows: list[Row]) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _naive_utc_text(moment: datetime) -> str:
-    """``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, as SQLAlchemy writes a DateTime to SQLite.
-    The text of the whole second is shared by the rows of that second (datetime's own
-    isoformat and the tz conversion were a tenth of a row's cost)."""
+    """``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, as SQLAlchemy writes a DateTime to SQLite."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    second = int(moment.timestamp())
-    prefix = _SECONDS.get(second)
-    if prefix is None:
-        if len(_SECONDS) > 64:
-            _SECONDS.clear()
-        prefix = _SECONDS[second] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
-    return f"{prefix}.{moment.microsecond:06d}"
-
-
-_SECONDS: dict[int, str] = {}
+    return f"{_utc_second(int(moment.timestamp()))}.{moment.microsecond:06d}"
 
 
 @functools.lru_cache(maxsize=256)
