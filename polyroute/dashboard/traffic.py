@@ -108,7 +108,7 @@ class Series:
         self.requests = self.errors = self.tokens_in = self.tokens_out = 0
         self.cost = 0.0
 
-    def add(self, slot: int, sample: _Sample, target: str | None) -> None:
+    def add(self, slot: int, sample: _Sample) -> None:
         """Count one outcome: `sample` is (ok, latency bin, tokens in, tokens out, cost)."""
         ok, bin_index, tokens_in, tokens_out, cost = sample
         index = slot % SLOTS
@@ -134,9 +134,6 @@ class Series:
         if cost:
             bucket.cost += cost
             self.cost += cost
-        if target is not None:
-            targets = bucket.targets
-            targets[target] = targets.get(target, 0) + 1
 
     @classmethod
     def merged(cls, parts: Iterable[Series], targets: Iterable[str | None] | None = None) -> Series:
@@ -248,7 +245,7 @@ class Traffic:
         series = self._pairs.get(pair)
         if series is None:
             series = self._pairs[pair] = Series()
-        series.add(slot, (ok, bin_index, tokens_in, tokens_out, cost), None)
+        series.add(slot, (ok, bin_index, tokens_in, tokens_out, cost))
         if outcome.ctx.header(TRACE_HEADER):
             self._trace(outcome)
 
