@@ -20,7 +20,7 @@ from aiohttp import web
 from polyroute.api.app import create_app
 from polyroute.gateway import Gateway
 from polyroute.observability.logs import configure_logging
-from polyroute.observability.metrics import prepare_multiprocess
+from polyroute.observability.multiprocess import prepare_multiprocess
 from polyroute.runtime import run, wait_for_signal
 
 Announce = Callable[[str], None]

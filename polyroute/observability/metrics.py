@@ -16,7 +16,7 @@ guard, past `MAX_SERIES` label sets new ones are counted under ``"other"`` value
 
 **Several workers** (``polyroute serve --workers N``): the supervisor points
 ``PROMETHEUS_MULTIPROC_DIR`` at an empty directory before starting the workers
-(`prepare_multiprocess`), each worker writes its figures there (prometheus-client's
+(`polyroute.observability.multiprocess`), each worker writes its figures there (prometheus-client's
 multiprocess mode: memory-mapped files) and whichever worker answers a scrape reads and
 sums every worker's files, so totals are exact (within one `refresh_interval` for the
 other workers). Gauges combine as: in-flight counts summed over live workers, breaker state
@@ -32,8 +32,6 @@ import asyncio
 import logging
 import os
 import resource
-import shutil
-import tempfile
 import time
 from bisect import bisect_left
 from collections.abc import Callable
@@ -41,6 +39,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from polyroute.observability.multiprocess import multiprocess_dir
 from polyroute.observability.settings import MetricsSettings
 from polyroute.outcomes import Feedback, Outcome
 
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
     from polyroute.gateway import Gateway
 
 log = logging.getLogger("polyroute.metrics")
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MAX_SERIES = 5_000
 OTHER = "other"
 ERROR_TYPES = frozenset(
@@ -69,45 +67,6 @@ ERROR_TYPES = frozenset(
 BREAKER_STATES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 SERIES_LABELS = ("kind", "route", "deployment", "strategy", "arm")
 SourceKind = Literal["counter", "gauge"]
-
-
-def multiprocess_dir() -> str | None:
-    """The multiprocess directory of this process, or None (one process)."""
-    return os.environ.get(MULTIPROC_ENV) or None
-
-
-def prepare_multiprocess() -> Callable[[int | None], None]:
-    """For a supervisor about to start workers: point PROMETHEUS_MULTIPROC_DIR at an empty
-    directory (a new temporary one, or the one already set, emptied of old files).
-
-    Returns `done(pid)`: with a pid, tells the metrics a worker died; with None, removes
-    the temporary directory (when this function created it)."""
-    path = multiprocess_dir()
-    created = path is None
-    if path is None:
-        path = tempfile.mkdtemp(prefix="polyroute-metrics-")
-        os.environ[MULTIPROC_ENV] = path
-    else:
-        os.makedirs(path, exist_ok=True)
-        for name in os.listdir(path):
-            if name.endswith(".db"):
-                with suppress(OSError):
-                    os.remove(os.path.join(path, name))
-    directory = path
-
-    def done(pid: int | None) -> None:
-        if pid is not None:
-            from prometheus_client import multiprocess
-
-            mark_dead: Any = multiprocess.mark_process_dead  # untyped upstream
-            with suppress(OSError):
-                mark_dead(pid, directory)
-        elif created:
-            shutil.rmtree(directory, ignore_errors=True)
-            if os.environ.get(MULTIPROC_ENV) == directory:
-                del os.environ[MULTIPROC_ENV]
-
-    return done
 
 
 @dataclass(slots=True)
@@ -598,28 +557,4 @@ def _resident_bytes() -> float:
         return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
-def parse_exposition(text: str) -> dict[str, float]:
-    """Samples of a text exposition as ``{'name{label="v",...}': value}`` (labels sorted);
-    for tests and tools."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}"] = sample.value
-    return samples
-
-
-def sum_samples(samples: dict[str, float], name: str, **labels: str) -> float:
-    """The sum of `name`'s samples whose labels include `labels`."""
-    total = 0.0
-    wanted = [f'{k}="{v}"' for k, v in labels.items()]
-    for key, value in samples.items():
-        metric, _, rest = key.partition("{")
-        if metric == name and all(w in rest.rstrip("}").split(",") for w in wanted):
-            total += value
-    return total
-
-
-__all__ = ["Metrics", "NullMetrics", "parse_exposition", "prepare_multiprocess"]
+__all__ = ["Metrics", "NullMetrics"]

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from polyroute.observability.metrics import MAX_SERIES, parse_exposition, sum_samples
+from polyroute.observability.exposition import parse_exposition, sum_samples
+from polyroute.observability.metrics import MAX_SERIES
 from tests.observability.helpers import offline_gateway, outcome
 from tests.support import HOST, free_port, gateway, polyroute_process, simulator
 
