@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 import orjson
@@ -17,8 +18,13 @@ JSON = "application/json"
 
 
 class _RequestIds:
-    """Unguessable request ids (96 random bits each) without a system call per request:
-    random bytes are drawn from the OS 256 ids at a time (a getrandom call per request
+    """Request ids that sort by time and cannot be guessed: ``req_``, the Unix time in
+    milliseconds (12 hex digits), then 96 random bits.
+
+    Time first, as in ULIDs and UUIDv7, so that the records' index on request ids grows
+    at one end: with random ids every row of a batch dirtied its own index page (about
+    one page write per record, half of what writing records cost the gateway's CPU).
+    The random part is drawn from the OS 256 ids at a time (a getrandom call per request
     showed as ~5 % of the gateway's CPU under load). A forked worker empties its copy of
     the pool, so workers never share ids."""
 
@@ -26,21 +32,21 @@ class _RequestIds:
     _BATCH = 256
 
     def __init__(self) -> None:
-        self._pool = b""
+        self._pool = ""
         self._offset = 0
         os.register_at_fork(after_in_child=self.reset)
 
     def reset(self) -> None:
-        self._pool = b""
+        self._pool = ""
         self._offset = 0
 
     def next(self) -> str:
         offset = self._offset
         if offset >= len(self._pool):
-            self._pool = os.urandom(12 * self._BATCH).hex().encode()
+            self._pool = os.urandom(12 * self._BATCH).hex()
             offset = 0
         self._offset = offset + 24
-        return "req_" + self._pool[offset : offset + 24].decode()
+        return f"req_{time.time_ns() // 1_000_000:012x}{self._pool[offset : offset + 24]}"
 
 
 new_request_id = _RequestIds().next

@@ -90,7 +90,8 @@ DETERMINISTIC = frozenset(
 )
 """Strategies whose choice is a function of the request and the live state: their
 choice has probability 1 (a random strategy must report `propensity` itself)."""
-REQUEST_ID = re.compile(r"^req_[0-9a-f]{24}$")
+REQUEST_ID = re.compile(r"^req_(?:[0-9a-f]{12})?[0-9a-f]{24}$")
+"""Our request ids: a millisecond time and 96 random bits (before 2026-11-26: no time)."""
 _PROMPT_FIELDS = ("messages", "prompt", "input")
 _COMPUTED = (("token_estimate", "_tokens"), ("language", "_language"), ("sentiment", "_sentiment"))
 
