@@ -16,9 +16,8 @@ from polyroute.limits.checks import BUDGET, PARALLEL, REQUESTS, TOKENS, Check, D
 
 def duration(seconds: float) -> str:
     """OpenAI's way of writing a reset time: ``20ms``, ``1.5s``, ``6m0s``."""
-    seconds = max(0.0, seconds)
     if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
+        return f"{round(seconds * 1000)}ms" if seconds > 0 else "0ms"
     if seconds < 60:
         text = f"{seconds:.3f}".rstrip("0").rstrip(".")
         return f"{text}s"
@@ -33,30 +32,47 @@ _NAMES = {
     dim: (f"x-ratelimit-limit-{dim}", f"x-ratelimit-remaining-{dim}", f"x-ratelimit-reset-{dim}")
     for dim in (REQUESTS, TOKENS)
 }
+_REQUEST_NAMES, _TOKEN_NAMES = _NAMES[REQUESTS], _NAMES[TOKENS]
+_LIMIT_TEXT: dict[float, str] = {}
 
 
 def rate_headers(demand: Demand, verdict: Verdict) -> dict[str, str]:
     """``x-ratelimit-*`` for the scope with the least left of each kind (on a refusal, the
     refusing scope of its kind)."""
-    chosen: dict[str, int] = {}
     remaining = verdict.remaining
     failed = verdict.failed
+    requests = tokens = -1  # the chosen check of each kind
     for index, check in enumerate(demand.checks):
         dim = check.dim
-        if dim not in _NAMES:
+        if dim == REQUESTS:
+            best = requests
+        elif dim == TOKENS:
+            best = tokens
+        else:
             continue
-        best = chosen.get(dim)
-        if best is None or (
-            best != failed and (index == failed or remaining[index] < remaining[best])
-        ):
-            chosen[dim] = index
+        if best < 0 or (best != failed and (index == failed or remaining[index] < remaining[best])):
+            if dim == REQUESTS:
+                requests = index
+            else:
+                tokens = index
     headers: dict[str, str] = {}
-    for dim, index in sorted(chosen.items()):  # requests before tokens
-        check = demand.checks[index]
-        limit_name, remaining_name, reset_name = _NAMES[dim]
-        headers[limit_name] = str(int(check.limit))
-        headers[remaining_name] = str(max(0, int(remaining[index])))
-        headers[reset_name] = duration(verdict.reset[index])
+    checks, reset = demand.checks, verdict.reset
+    for index, (limit_name, remaining_name, reset_name) in (
+        (requests, _REQUEST_NAMES),
+        (tokens, _TOKEN_NAMES),
+    ):
+        if index < 0:
+            continue
+        left = remaining[index]
+        limit = checks[index].limit
+        text = _LIMIT_TEXT.get(limit)
+        if text is None:
+            if len(_LIMIT_TEXT) > 1024:  # limits come from config and keys: few
+                _LIMIT_TEXT.clear()
+            text = _LIMIT_TEXT[limit] = str(int(limit))
+        headers[limit_name] = text
+        headers[remaining_name] = str(int(left)) if left > 0 else "0"
+        headers[reset_name] = duration(reset[index])
     return headers
 
 

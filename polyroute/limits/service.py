@@ -122,7 +122,8 @@ class Limits:
         demand = self.demand(ctx, decision)
         if demand is None:
             return None
-        verdict = await self._decide(demand)
+        decide_now = self._decide_now  # in-process: no await, no task
+        verdict = decide_now(demand) if decide_now is not None else await self._decide(demand)
         if verdict.spent:
             if len(self._spent_seen) > MAX_SPEND_VIEWS:  # user scopes are unbounded
                 self._spent_seen.clear()
@@ -272,9 +273,6 @@ class Limits:
     # -- internals --------------------------------------------------------------------
 
     async def _decide(self, demand: Demand) -> Verdict:
-        if self._decide_now is not None:  # in-process: no await, no task
-            verdict: Verdict = self._decide_now(demand)
-            return verdict
         return await self.limiter.admit(demand)
 
     def snapshot(self) -> dict[str, int]:
