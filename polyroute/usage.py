@@ -106,17 +106,29 @@ class StreamUsage:
         cut = ends[-1]
         self._pending = data[cut:]
         complete = data[:cut]
-        if b'"usage"' not in complete:
+        at = complete.find(b'"usage"')
+        if at < 0:
             return complete if self._withhold else chunk
-        kept = []
-        start = 0
+        # only the events that mention usage are parsed; a usage-only one is cut out
+        pieces: list[bytes] = []
+        start = kept_from = 0
         for end in ends:
-            event = complete[start:end]
-            start = end
-            if self._read(event) and self._withhold:
+            if at >= end:
+                start = end
                 continue
-            kept.append(event)
-        return b"".join(kept) if self._withhold else chunk
+            if self._read(complete[start:end]) and self._withhold:
+                pieces.append(complete[kept_from:start])
+                kept_from = end
+            at = complete.find(b'"usage"', end)
+            if at < 0:
+                break
+            start = end
+        if not self._withhold:
+            return chunk
+        if not pieces:
+            return complete
+        pieces.append(complete[kept_from:])
+        return b"".join(pieces)
 
     def finish(self) -> bytes:
         """What is still held back when the stream ends."""

@@ -56,3 +56,16 @@ def test_no_usage_counts_events_for_an_estimate() -> None:
     _, meter = run(data, 10, withhold=True)
     assert meter.usage is None
     assert meter.events == 4
+
+
+def test_only_usage_only_events_are_cut_wherever_they_sit() -> None:
+    """Events around a usage-only event, and a second one, pass byte for byte."""
+    mixed = b'data: {"choices":[{"delta":{"content":"u"}}],"usage":' + orjson.dumps(USAGE) + b"}"
+    events = [DELTA, LAST, DELTA, mixed, LAST, b"data: [DONE]"]
+    data = b"\n\n".join(events) + b"\n\n"
+    for size in (7, len(data)):
+        out, meter = run(data, size, withhold=True)
+        assert out == b"\n\n".join([DELTA, DELTA, mixed, b"data: [DONE]"]) + b"\n\n"
+        assert meter.usage is not None
+        assert meter.usage.total_tokens == 10
+        assert meter.events == 6
