@@ -363,15 +363,41 @@ def _sqlite_batches(rows: list[Row]) -> list[tuple[str, tuple[Any, ...]]]:
     statements: list[tuple[str, tuple[Any, ...]]] = []
     for columns, flat in groups.items():
         width = len(columns)
-        per_statement = max(1, _SQLITE_MAX_VARIABLES // width) * width
-        for start in range(0, len(flat), per_statement):
-            chunk = tuple(flat[start : start + per_statement])
-            statements.append((_sqlite_insert(columns, len(chunk) // width), chunk))
+        start = 0
+        for size in statement_sizes(len(flat) // width, _SQLITE_MAX_VARIABLES // width):
+            end = start + size * width
+            statements.append((_sqlite_insert(columns, size), tuple(flat[start:end])))
+            start = end
     return statements
+
+
+def statement_sizes(rows: int, fit: int) -> list[int]:
+    """`rows` split into statements of a few fixed sizes: powers of two up to
+    `_MAX_STATEMENT_ROWS` and to `fit` (the rows one statement's bound values allow).
+
+    The driver keeps each distinct statement prepared (128 per connection), and a
+    statement for hundreds of rows is large: one size per batch length made the gateway's
+    memory grow by 14 MiB in a 10-minute soak. Fixed sizes keep at most nine shapes per
+    column set (a batch of 500 rows: 256 + 128 + 64 + 32 + 16 + 4)."""
+    largest = 1
+    while largest * 2 <= min(fit, _MAX_STATEMENT_ROWS):
+        largest *= 2
+    sizes: list[int] = []
+    while rows >= largest:
+        sizes.append(largest)
+        rows -= largest
+    size = largest // 2
+    while rows:
+        if rows >= size:
+            sizes.append(size)
+            rows -= size
+        size //= 2
+    return sizes
 
 
 _SQLITE_MAX_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 """Bound values one statement may take: SQLite's default limit (999 before 3.32)."""
+_MAX_STATEMENT_ROWS = 256
 
 
 def _naive_utc_text(moment: datetime) -> str:
@@ -381,7 +407,7 @@ def _naive_utc_text(moment: datetime) -> str:
     return f"{_utc_second(int(moment.timestamp()))}.{moment.microsecond:06d}"
 
 
-@functools.lru_cache(maxsize=32)  # a few column sets, full batches and their rests
+@functools.lru_cache(maxsize=64)  # a few column sets x nine sizes
 def _sqlite_insert(names: tuple[str, ...], rows: int) -> str:
     # table and column names come from our own schema; every value is bound
     one = f"({', '.join('?' for _ in names)})"

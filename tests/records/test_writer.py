@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from polyroute.records.db import Database
-from polyroute.records.writer import RecordWriter
+from polyroute.records.writer import RecordWriter, statement_sizes
 
 
 def row(n: int, **overrides: Any) -> dict[str, Any]:
@@ -149,3 +149,15 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+def test_sqlite_statements_come_in_a_few_sizes() -> None:
+    """Every batch length splits into powers of two (each a prepared statement the driver
+    keeps): at most nine shapes however the batches vary."""
+    shapes: set[int] = set()
+    for rows in range(2_000):
+        sizes = statement_sizes(rows, 1_365)
+        assert sum(sizes) == rows
+        shapes.update(sizes)
+    assert shapes == {1, 2, 4, 8, 16, 32, 64, 128, 256}
+    assert statement_sizes(100, 41) == [32, 32, 32, 4]  # SQLite before 3.32: 999 values
