@@ -27,24 +27,17 @@ mkdir -p "$OUT"
 rm -f "$OUT"/callgrind.out* "$OUT/records.db"*
 export UPSTREAM_URL="http://127.0.0.1:$MOCK_PORT/v1" GW_PORT
 export POLYROUTE_BENCH_DB="sqlite+aiosqlite:///$OUT/records.db"
-if [ "$TARGET" = reference ]; then
-  GATEWAY=("$BENCH_PY" "$SHARED/null_gateway/null_proxy_aiohttp.py")
-else
-  GATEWAY=("$ROOT/.venv/bin/python" -m polyroute serve -c "$TARGET" --port "$GW_PORT")
-fi
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
+gateway_command "$TARGET" "$GW_PORT"
 taskset -c 0 "$BENCH_PY" "$SHARED/mock_upstream.py" --port "$MOCK_PORT" >"$OUT/mock.log" 2>&1 &
 MOCK=$!
 taskset -c 1 valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$OUT/callgrind.out" "${GATEWAY[@]}" >"$OUT/gateway.log" 2>&1 &
 GATEWAY_PID=$!
 trap 'kill $GATEWAY_PID $MOCK 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-for _ in $(seq 600); do  # valgrind makes the start slow
-  kill -0 "$GATEWAY_PID" 2>/dev/null || { tail -20 "$OUT/gateway.log"; exit 1; }
-  curl -s -o /dev/null -m 5 -X POST "http://127.0.0.1:$GW_PORT/v1/chat/completions" && break
-  sleep 0.5
-done
-export BENCH_STREAM=$([ "$MODE" = sse ] && echo 1 || echo 0)
-export BENCH_HEADERS="Authorization: Bearer sk-bench-overhead-key-0001"
+wait_ready "$GATEWAY_PID" "$OUT/gateway.log" "$GW_PORT" 600 0.5 # valgrind: a slow start
+wrk_env "$MODE"
 URL="http://127.0.0.1:$GW_PORT"
 taskset -c 0 wrk -t1 -c32 -d10s --timeout 30s -s "$SHARED/chat.lua" "$URL" >/dev/null
 callgrind_control -i on "$GATEWAY_PID" >/dev/null 2>&1

@@ -24,23 +24,16 @@ OUT="$(mktemp -d)"
 MOCK_PORT=18400 GW_PORT=18401
 export UPSTREAM_URL="http://127.0.0.1:$MOCK_PORT/v1" GW_PORT
 export POLYROUTE_BENCH_DB="sqlite+aiosqlite:///$OUT/records.db"
-if [ "$TARGET" = reference ]; then
-  GATEWAY=("$BENCH_PY" "$SHARED/null_gateway/null_proxy_aiohttp.py")
-else
-  GATEWAY=("$ROOT/.venv/bin/python" -m polyroute serve -c "$TARGET" --port "$GW_PORT")
-fi
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
+gateway_command "$TARGET" "$GW_PORT"
 taskset -c 0 "$BENCH_PY" "$SHARED/mock_upstream.py" --port "$MOCK_PORT" >"$OUT/mock.log" 2>&1 &
 MOCK=$!
 taskset -c 1 "${GATEWAY[@]}" >"$OUT/gateway.log" 2>&1 &
 GATEWAY_PID=$!
 trap 'kill $GATEWAY_PID $MOCK 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$OUT"' EXIT
-for _ in $(seq 100); do
-  kill -0 "$GATEWAY_PID" 2>/dev/null || { tail -20 "$OUT/gateway.log"; exit 1; }
-  curl -s -o /dev/null -m 5 -X POST "http://127.0.0.1:$GW_PORT/v1/chat/completions" && break
-  sleep 0.2
-done
-export BENCH_STREAM=$([ "$MODE" = sse ] && echo 1 || echo 0)
-export BENCH_HEADERS="Authorization: Bearer sk-bench-overhead-key-0001"
+wait_ready "$GATEWAY_PID" "$OUT/gateway.log" "$GW_PORT" 100 0.2
+wrk_env "$MODE"
 URL="http://127.0.0.1:$GW_PORT"
 snapshot() {  # thread id, user ticks, system ticks
   for task in /proc/"$GATEWAY_PID"/task/*; do

@@ -1,0 +1,29 @@
+# Shared by bench/instructions.sh and bench/thread_cpu.sh (source it after setting ROOT,
+# SHARED and BENCH_PY): the gateway under test, its readiness, wrk's settings.
+
+# gateway_command TARGET PORT: sets GATEWAY (an array) to the command that serves TARGET,
+# `reference` (the shared bench's thin aiohttp proxy) or a polyroute config file.
+gateway_command() {
+  if [ "$1" = reference ]; then
+    GATEWAY=("$BENCH_PY" "$SHARED/null_gateway/null_proxy_aiohttp.py")
+  else
+    GATEWAY=("$ROOT/.venv/bin/python" -m polyroute serve -c "$1" --port "$2")
+  fi
+}
+
+# wait_ready PID LOG PORT TRIES PAUSE: until the gateway answers a POST; if its process
+# ends first, print the tail of its log and exit.
+wait_ready() {
+  for _ in $(seq "$4"); do
+    kill -0 "$1" 2>/dev/null || { tail -20 "$2"; exit 1; }
+    curl -s -o /dev/null -m 5 -X POST "http://127.0.0.1:$3/v1/chat/completions" && return 0
+    sleep "$5"
+  done
+}
+
+# wrk_env MODE: the shared chat.lua's settings (`sse` streams) and the overhead configs'
+# client key.
+wrk_env() {
+  BENCH_STREAM=$([ "$1" = sse ] && echo 1 || echo 0)
+  export BENCH_STREAM BENCH_HEADERS="Authorization: Bearer sk-bench-overhead-key-0001"
+}
