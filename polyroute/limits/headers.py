@@ -28,11 +28,11 @@ def duration(seconds: float) -> str:
     return f"{hours}h{minutes}m{rest}s"
 
 
+_KINDS = (REQUESTS, TOKENS)  # the order of the headers: requests before tokens
 _NAMES = {
     dim: (f"x-ratelimit-limit-{dim}", f"x-ratelimit-remaining-{dim}", f"x-ratelimit-reset-{dim}")
-    for dim in (REQUESTS, TOKENS)
+    for dim in _KINDS
 }
-_REQUEST_NAMES, _TOKEN_NAMES = _NAMES[REQUESTS], _NAMES[TOKENS]
 _LIMIT_TEXT: dict[float, str] = {}
 
 
@@ -41,28 +41,24 @@ def rate_headers(demand: Demand, verdict: Verdict) -> dict[str, str]:
     refusing scope of its kind)."""
     remaining = verdict.remaining
     failed = verdict.failed
-    requests = tokens = -1  # the chosen check of each kind
+    chosen = [-1, -1]  # per kind of _KINDS: the index of its check, -1 for none
     for index, check in enumerate(demand.checks):
         dim = check.dim
         if dim == REQUESTS:
-            best = requests
+            kind = 0
         elif dim == TOKENS:
-            best = tokens
+            kind = 1
         else:
             continue
+        best = chosen[kind]
         if best < 0 or (best != failed and (index == failed or remaining[index] < remaining[best])):
-            if dim == REQUESTS:
-                requests = index
-            else:
-                tokens = index
+            chosen[kind] = index
     headers: dict[str, str] = {}
     checks, reset = demand.checks, verdict.reset
-    for index, (limit_name, remaining_name, reset_name) in (
-        (requests, _REQUEST_NAMES),
-        (tokens, _TOKEN_NAMES),
-    ):
+    for dim, index in zip(_KINDS, chosen, strict=True):
         if index < 0:
             continue
+        limit_name, remaining_name, reset_name = _NAMES[dim]
         left = remaining[index]
         limit = checks[index].limit
         text = _LIMIT_TEXT.get(limit)

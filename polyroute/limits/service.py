@@ -123,7 +123,7 @@ class Limits:
         if demand is None:
             return None
         decide_now = self._decide_now  # in-process: no await, no task
-        verdict = decide_now(demand) if decide_now is not None else await self._decide(demand)
+        verdict = decide_now(demand) if decide_now is not None else await self.limiter.admit(demand)
         if verdict.spent:
             if len(self._spent_seen) > MAX_SPEND_VIEWS:  # user scopes are unbounded
                 self._spent_seen.clear()
@@ -271,9 +271,6 @@ class Limits:
         return max(costs, default=0.0)
 
     # -- internals --------------------------------------------------------------------
-
-    async def _decide(self, demand: Demand) -> Verdict:
-        return await self.limiter.admit(demand)
 
     def snapshot(self) -> dict[str, int]:
         return {
