@@ -14,10 +14,8 @@
 # once per batch or per second weighs ~40x more per request than under real load.
 # Needs valgrind, wrk, ../shared/bench/setup.sh once. Files: $TMPDIR/polyroute-callgrind.
 set -euo pipefail
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(dirname "$HERE")"
-SHARED="$ROOT/../shared/bench"
-BENCH_PY="${POLYROUTE_BENCH_HOME:-$HOME/.cache/polyroute-bench}/.venv-bench/bin/python"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 TARGET="${1:?usage: bench/instructions.sh reference|CONFIG [json|sse] [seconds]}"
 MODE="${2:-json}"
 SECONDS_ON="${3:-20}"
@@ -25,13 +23,8 @@ OUT="${TMPDIR:-/tmp}/polyroute-callgrind"
 MOCK_PORT=18200 GW_PORT=18201
 mkdir -p "$OUT"
 rm -f "$OUT"/callgrind.out* "$OUT/records.db"*
-export UPSTREAM_URL="http://127.0.0.1:$MOCK_PORT/v1" GW_PORT
-export POLYROUTE_BENCH_DB="sqlite+aiosqlite:///$OUT/records.db"
-# shellcheck source=bench/lib.sh
-source "$HERE/lib.sh"
 gateway_command "$TARGET" "$GW_PORT"
-taskset -c 0 "$BENCH_PY" "$SHARED/mock_upstream.py" --port "$MOCK_PORT" >"$OUT/mock.log" 2>&1 &
-MOCK=$!
+start_mock "$OUT" "$MOCK_PORT" "$GW_PORT"
 taskset -c 1 valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$OUT/callgrind.out" "${GATEWAY[@]}" >"$OUT/gateway.log" 2>&1 &
 GATEWAY_PID=$!

@@ -1,5 +1,19 @@
-# Shared by bench/instructions.sh and bench/thread_cpu.sh (source it after setting ROOT,
-# SHARED and BENCH_PY): the gateway under test, its readiness, wrk's settings.
+# Shared by bench/instructions.sh and bench/thread_cpu.sh: where things are, the mock
+# upstream, the gateway under test, its readiness, wrk's settings.
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$BENCH_DIR")"
+SHARED="$ROOT/../shared/bench"
+BENCH_PY="${POLYROUTE_BENCH_HOME:-$HOME/.cache/polyroute-bench}/.venv-bench/bin/python"
+
+# start_mock OUT MOCK_PORT GW_PORT: exports the gateway's environment (the upstream URL,
+# its port, a records database in OUT) and starts the shared mock upstream on CPU 0
+# (its pid in MOCK, its log in OUT/mock.log).
+start_mock() {
+  export UPSTREAM_URL="http://127.0.0.1:$2/v1" GW_PORT="$3"
+  export POLYROUTE_BENCH_DB="sqlite+aiosqlite:///$1/records.db"
+  taskset -c 0 "$BENCH_PY" "$SHARED/mock_upstream.py" --port "$2" >"$1/mock.log" 2>&1 &
+  MOCK=$!
+}
 
 # gateway_command TARGET PORT: sets GATEWAY (an array) to the command that serves TARGET,
 # `reference` (the shared bench's thin aiohttp proxy) or a polyroute config file.

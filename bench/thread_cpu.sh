@@ -13,22 +13,15 @@
 # figures: expect +-5 % between runs on a quiet machine; alternate the variants compared.
 # Needs wrk and ../shared/bench/setup.sh once.
 set -euo pipefail
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(dirname "$HERE")"
-SHARED="$ROOT/../shared/bench"
-BENCH_PY="${POLYROUTE_BENCH_HOME:-$HOME/.cache/polyroute-bench}/.venv-bench/bin/python"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 TARGET="${1:?usage: bench/thread_cpu.sh reference|CONFIG [json|sse] [seconds]}"
 MODE="${2:-json}"
 SECONDS_ON="${3:-15}"
 OUT="$(mktemp -d)"
 MOCK_PORT=18400 GW_PORT=18401
-export UPSTREAM_URL="http://127.0.0.1:$MOCK_PORT/v1" GW_PORT
-export POLYROUTE_BENCH_DB="sqlite+aiosqlite:///$OUT/records.db"
-# shellcheck source=bench/lib.sh
-source "$HERE/lib.sh"
 gateway_command "$TARGET" "$GW_PORT"
-taskset -c 0 "$BENCH_PY" "$SHARED/mock_upstream.py" --port "$MOCK_PORT" >"$OUT/mock.log" 2>&1 &
-MOCK=$!
+start_mock "$OUT" "$MOCK_PORT" "$GW_PORT"
 taskset -c 1 "${GATEWAY[@]}" >"$OUT/gateway.log" 2>&1 &
 GATEWAY_PID=$!
 trap 'kill $GATEWAY_PID $MOCK 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$OUT"' EXIT
