@@ -25,6 +25,7 @@ from polyroute.errors import (
     UpstreamTimeout,
 )
 from polyroute.kinds import UPSTREAM_PATHS
+from polyroute.providers.alarms import Alarm, AlarmWheel, wheel_of
 from polyroute.providers.base import Timeouts, UpstreamRequest
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
@@ -57,6 +58,7 @@ class OpenAICompatibleProvider:
         self._max_connections = max_connections
         self._max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
+        self._wheel: AlarmWheel | None = None
 
     @classmethod
     def from_config(
@@ -102,23 +104,29 @@ class OpenAICompatibleProvider:
         if request.request_id:
             headers = {**headers, "x-request-id": request.request_id}
         limits = request.timeouts
-        total = limits.total
         loop = asyncio.get_running_loop()
-        deadline = None if total is None else loop.time() + total
+        wheel = self._wheel = wheel_of(loop, self._wheel)
+        timer = _AttemptTimer(wheel, limits)
         try:
-            async with asyncio.timeout(_earliest(limits.first_byte, total)):
-                response = await self._client().post(
-                    self._urls[request.kind],
-                    data=orjson.dumps(request.body),
-                    headers=headers,
-                    timeout=client_timeout(limits),  # shared per connect limit
-                    allow_redirects=False,  # a redirect would carry the prompt and headers away
-                )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise translate_error(exc, self.name, "before the response headers") from None
-        return AiohttpResponse(
-            response, self.name, self._max_response_bytes, limits.idle, deadline=deadline
-        )
+            response = await self._client().post(
+                self._urls[request.kind],
+                data=orjson.dumps(request.body),
+                headers=headers,
+                timeout=client_timeout(limits),  # shared per connect limit
+                allow_redirects=False,  # a redirect would carry the prompt and headers away
+            )
+        except BaseException as exc:
+            timer.stop()
+            expired = timer.headers_expired()  # our own cancellation, taken back
+            if expired or isinstance(exc, (aiohttp.ClientError, TimeoutError)):
+                failure = TimeoutError() if expired else exc
+                raise translate_error(failure, self.name, "before the response headers") from None
+            raise
+        if timer.headers_expired():  # rang just as the headers came
+            response.close()
+            raise translate_error(TimeoutError(), self.name, "before the response headers")
+        timer.watch_body(response)
+        return AiohttpResponse(response, self.name, self._max_response_bytes, timer)
 
     async def probe(self, limit: float) -> bool:
         """Whether the upstream answers `GET <base_url>/models` (any status below 500 but
@@ -144,53 +152,46 @@ class OpenAICompatibleProvider:
 class AiohttpResponse:
     """UpstreamResponse over an aiohttp response; maps transport errors to Upstream*.
 
-    `idle` bounds every wait for body bytes, so an upstream that goes silent mid-stream
-    ends in UpstreamTimeout instead of holding the client forever; `deadline` (loop time)
-    ends the attempt's `total` time, wherever it is then.
+    Its attempt's timer bounds the body: `idle` every wait for bytes of a stream (or the
+    whole read of a JSON body), and the attempt's `total` wherever it is then, so an
+    upstream that goes silent mid-stream ends in UpstreamTimeout instead of holding the
+    client forever. On expiry the timer closes the response, which ends the pending read.
     """
 
-    __slots__ = (
-        "_deadline",
-        "_idle",
-        "_max_bytes",
-        "_response",
-        "deployment",
-        "headers",
-        "status",
-    )
+    __slots__ = ("_max_bytes", "_response", "_timer", "deployment", "headers", "status")
 
     def __init__(
         self,
         response: aiohttp.ClientResponse,
         deployment: str,
         max_bytes: int,
-        idle: float | None = None,
-        *,
-        deadline: float | None = None,
+        timer: _AttemptTimer,
     ) -> None:
         self._response = response
         self._max_bytes = max_bytes
-        self._idle = idle
-        self._deadline = deadline
+        self._timer = timer
         self.deployment = deployment
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
     async def read(self) -> bytes:
-        response = self._response
-        limit = self._idle
-        if self._deadline is not None:
-            limit = _earliest(limit, self._deadline - asyncio.get_running_loop().time())
+        response, timer = self._response, self._timer
         try:
-            async with asyncio.timeout(limit):
-                length = response.content_length
-                if length is not None and length <= self._max_bytes:
-                    return await response.read()
-                return await self._read_capped()
+            length = response.content_length
+            if length is not None and length <= self._max_bytes:
+                body = await response.read()
+            else:
+                body = await self._read_capped()
         except (aiohttp.ClientError, TimeoutError) as exc:
+            if timer.fired:
+                raise self._timed_out("while reading the body") from None
             raise translate_error(exc, self.deployment, "while reading the body") from None
         finally:
+            timer.stop()
             response.release()
+        if timer.fired:  # closed by the timer: what was read is not the whole body
+            raise self._timed_out("while reading the body")
+        return body
 
     async def _read_capped(self) -> bytes:
         parts: list[bytes] = []
@@ -207,92 +208,138 @@ class AiohttpResponse:
         return b"".join(parts)
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
-        content, idle, deadline = self._response.content, self._idle, self._deadline
-        watchdog = None
-        if idle is not None or deadline is not None:
-            watchdog = _IdleWatchdog(self._response, idle, deadline)
+        content, timer = self._response.content, self._timer
+        timer.per_chunk()
         try:
             while True:
                 chunk = await content.readany()
-                if watchdog is not None:
-                    if watchdog.fired:
-                        break
-                    watchdog.touch()
+                if timer.fired:
+                    break
+                timer.last = timer.wheel.loop.time()
                 if not chunk:
                     return
                 yield chunk
         except (aiohttp.ClientError, TimeoutError) as exc:
-            if watchdog is None or not watchdog.fired:
+            if not timer.fired:
                 raise translate_error(exc, self.deployment, "mid-stream") from None
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
-        assert watchdog is not None
-        what = f"sent nothing for {idle:.3g}s" if watchdog.idle_expired else "ran out of time"
-        raise UpstreamTimeout(
-            f"deployment {self.deployment}: {what} mid-stream", deployment=self.deployment
+            timer.stop()
+        raise self._timed_out("mid-stream")
+
+    def _timed_out(self, phase: str) -> UpstreamTimeout:
+        timer = self._timer
+        idle = timer.limits.idle
+        if timer.idle_expired and idle is not None:
+            what = f"sent nothing for {idle:.3g}s"
+        else:
+            what = "ran out of time"
+        return UpstreamTimeout(
+            f"deployment {self.deployment}: {what} {phase}", deployment=self.deployment
         )
 
     async def aclose(self) -> None:
         # release() returns a fully read connection to the pool; an unread body closes it,
         # which is what cancels the upstream's work when the client has gone away.
+        self._timer.stop()
         if self._response.content.at_eof():
             self._response.release()
         else:
             self._response.close()
 
 
-class _IdleWatchdog:
-    """Ends a stream that stays silent for `idle` seconds or runs past `deadline` (loop
-    time), with one timer per stream.
+class _AttemptTimer:
+    """One attempt's time limits, as one alarm on the loop's `AlarmWheel`.
 
-    A timer per chunk (asyncio.timeout around each read) costs a timer handle per chunk;
-    here a chunk only stores the time it arrived, and the single timer re-arms itself for
-    the remaining time when it fires early. On expiry it closes the response, which ends
-    the pending read; `fired` tells the reader it was a timeout, `idle_expired` which one.
+    First the wait for the response headers (`first_byte`, within `total`): on expiry the
+    waiting task is cancelled and the provider turns that cancellation into a timeout, as
+    ``asyncio.timeout`` does. Then the body: `idle` (from the start of a JSON read, or from
+    the last chunk of a stream) within `total`: on expiry the response is closed, which
+    ends the pending read, and `fired` tells the reader it was a timeout. A chunk only
+    stores the time it arrived (`last`); the alarm moves itself when it finds that.
     """
 
     __slots__ = (
-        "_deadline",
-        "_handle",
+        "_alarm",
+        "_cancelling",
         "_idle",
-        "_last",
-        "_loop",
         "_response",
+        "_task",
+        "deadline",
         "fired",
         "idle_expired",
+        "last",
+        "limits",
+        "wheel",
     )
 
-    def __init__(
-        self, response: aiohttp.ClientResponse, idle: float | None, deadline: float | None
-    ) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._response = response
-        self._idle = idle
-        self._deadline = deadline
-        self._last = self._loop.time()
+    def __init__(self, wheel: AlarmWheel, limits: Timeouts) -> None:
+        self.wheel = wheel
+        self.limits = limits
+        now = wheel.loop.time()
+        total = limits.total
+        self.deadline = math.inf if total is None else now + total
+        self.last = now
+        self._idle = math.inf
         self.fired = self.idle_expired = False
-        self._handle = self._loop.call_at(self._due(), self._check)
+        self._response: aiohttp.ClientResponse | None = None
+        self._alarm: Alarm | None = None
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("an upstream attempt must run in a task")
+        self._task = task
+        self._cancelling = task.cancelling()
+        first = _earliest(limits.first_byte, total)
+        if first is not None:
+            self._alarm = wheel.set(now + first, self._headers_due)
 
-    def _due(self) -> float:
-        idle_due = math.inf if self._idle is None else self._last + self._idle
-        return idle_due if self._deadline is None else min(idle_due, self._deadline)
-
-    def touch(self) -> None:
-        self._last = self._loop.time()
-
-    def _check(self) -> None:
-        due = self._due()
-        now = self._loop.time()
-        if now < due:
-            self._handle = self._loop.call_at(due, self._check)
-            return
+    def _headers_due(self, now: float) -> float | None:
         self.fired = True
-        self.idle_expired = self._deadline is None or now < self._deadline
-        self._response.close()
+        self._alarm = None
+        self._task.cancel()
+        return None
 
-    def cancel(self) -> None:
-        self._handle.cancel()
+    def headers_expired(self) -> bool:
+        """After the wait for headers: whether the limit rang during it (its cancellation
+        of the task is then taken back, as asyncio.timeout does)."""
+        if not self.fired:
+            return False
+        return self._task.uncancel() <= self._cancelling
+
+    def watch_body(self, response: aiohttp.ClientResponse) -> None:
+        """From now on, bound the body: `idle` from now (a whole JSON read) and `total`."""
+        self._response = response
+        idle = self.limits.idle
+        self._idle = math.inf if idle is None else idle
+        self.last = self.wheel.loop.time()
+        due = min(self.last + self._idle, self.deadline)
+        alarm = self._alarm
+        if due == math.inf:
+            self.stop()
+        elif alarm is None:
+            self._alarm = self.wheel.set(due, self._body_due)
+        else:
+            self.wheel.reset(alarm, due, self._body_due)
+
+    def per_chunk(self) -> None:
+        """A stream: `idle` counts from each chunk (the reader sets `last`)."""
+        self.last = self.wheel.loop.time()
+
+    def _body_due(self, now: float) -> float | None:
+        due = min(self.last + self._idle, self.deadline)
+        if now < due:
+            return due
+        self._alarm = None
+        self.fired = True
+        self.idle_expired = now < self.deadline
+        if self._response is not None:
+            self._response.close()
+        return None
+
+    def stop(self) -> None:
+        alarm = self._alarm
+        if alarm is not None:
+            self._alarm = None
+            self.wheel.clear(alarm)
 
 
 def translate_error(exc: BaseException, deployment: str, phase: str) -> UpstreamError:
@@ -315,11 +362,11 @@ _TIMEOUTS: dict[float | None, aiohttp.ClientTimeout] = {}
 
 
 def client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
-    """The limit aiohttp enforces: opening a new connection. Everything else is ours, with
-    fewer timers: first byte (and the wait for a pooled connection) under one
-    asyncio.timeout, the body under one more or one watchdog per stream, and `total` folded
-    into both; aiohttp's own total and connect limits cost two more timers a request. The
-    objects are shared per connect limit instead of built per attempt."""
+    """The limit aiohttp enforces: opening a new connection. Everything else is one alarm
+    per attempt (`_AttemptTimer`): first byte (and the wait for a pooled connection), then
+    the body, with `total` folded into both; aiohttp's own total and connect limits would
+    cost two timers a request. The objects are shared per connect limit instead of built
+    per attempt."""
     found = _TIMEOUTS.get(t.connect)
     if found is None:
         if len(_TIMEOUTS) > 4096:
