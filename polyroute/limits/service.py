@@ -62,6 +62,17 @@ class _Spec(Protocol):
     def budget_period(self) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The checks one caller's requests make: those asking one unit (built once), the
+    token scopes (their amount is each request's estimate) and the budget scopes."""
+
+    units: tuple[Check, ...]
+    tokens: tuple[tuple[str, str, int], ...]
+    """(scope, state key, tokens per minute)"""
+    budgets: tuple[tuple[str, _Spec], ...]
+
+
 @dataclass(slots=True)
 class Ticket:
     """One admitted request, until it is settled."""
@@ -92,6 +103,7 @@ class Limits:
         self._spent_of = getattr(limiter, "spent", None)  # MemoryLimiter: exact, settled
         self._spent_seen: dict[str, float] = {}  # budget key -> spend last reported
         self._unit_checks: dict[tuple[str, str, int], Check] = {}
+        self._plans: dict[str | None, tuple[object, _Plan | None]] = {}
         self.admitted = 0
         self.refused = 0
         self.settled = 0
@@ -166,29 +178,58 @@ class Limits:
 
     def demand(self, ctx: RequestContext, decision: Decision) -> Demand | None:
         """What `ctx` asks of every scope that limits it; None when none does."""
-        checks: list[Check] = []
+        plan = self._plan(ctx, decision)
+        if plan is None:
+            return None
+        checks = list(plan.units)
         tokens: int | None = None
         cost: float | None = None
-        wall: float | None = None
-        for scope, spec in self._scopes(ctx, decision):
-            if spec.rpm is not None:
-                checks.append(self._unit_check(REQUESTS, scope, spec.rpm))
-            if spec.tpm is not None:
-                if tokens is None:
-                    tokens = self.token_estimate(ctx, decision)
-                checks.append(Check(TOKENS, scope, "tk:" + scope, spec.tpm, tokens))
-            if spec.max_parallel is not None:
-                checks.append(self._unit_check(PARALLEL, scope, spec.max_parallel))
-            if spec.budget is not None:
-                if cost is None:
-                    cost = self.cost_estimate(ctx, decision)
-                if wall is None:
-                    wall = wall_now()
+        if plan.tokens:
+            tokens = self.token_estimate(ctx, decision)
+            for scope, key, limit in plan.tokens:
+                checks.append(Check(TOKENS, scope, key, limit, tokens))
+        if plan.budgets:
+            cost = self.cost_estimate(ctx, decision)
+            wall = wall_now()
+            for scope, spec in plan.budgets:
+                assert spec.budget is not None
                 key = f"sp:{scope}:{period_id(spec.budget_period, wall)}"
                 checks.append(Check(BUDGET, scope, key, spec.budget, cost, spec.budget_period))
-        if not checks:
-            return None
         return Demand(ctx.request_id, checks, tokens or 0, cost or 0.0, self._lease)
+
+    def _plan(self, ctx: RequestContext, decision: Decision) -> _Plan | None:
+        """The checks of the scopes that limit `ctx`. Without per-user or per-model limits
+        they depend only on the caller's key, so they are kept per key (and its limits,
+        which a key change replaces) instead of rebuilt every request."""
+        if self._per_user is not None or self._per_model:
+            return self._build_plan(self._scopes(ctx, decision))
+        limits = ctx.caller.limits
+        key_id = ctx.caller.key_id
+        kept = self._plans.get(key_id)
+        if kept is not None and kept[0] is limits:
+            return kept[1]
+        plan = self._build_plan(self._scopes(ctx, decision))
+        if len(self._plans) > MAX_SPEND_VIEWS:
+            self._plans.clear()
+        self._plans[key_id] = (limits, plan)
+        return plan
+
+    def _build_plan(self, scopes: list[tuple[str, _Spec]]) -> _Plan | None:
+        units: list[Check] = []
+        tokens: list[tuple[str, str, int]] = []
+        budgets: list[tuple[str, _Spec]] = []
+        for scope, spec in scopes:
+            if spec.rpm is not None:
+                units.append(self._unit_check(REQUESTS, scope, spec.rpm))
+            if spec.tpm is not None:
+                tokens.append((scope, "tk:" + scope, spec.tpm))
+            if spec.max_parallel is not None:
+                units.append(self._unit_check(PARALLEL, scope, spec.max_parallel))
+            if spec.budget is not None:
+                budgets.append((scope, spec))
+        if not (units or tokens or budgets):
+            return None
+        return _Plan(tuple(units), tuple(tokens), tuple(budgets))
 
     def _unit_check(self, dim: str, scope: str, limit: int) -> Check:
         """The check for one request or one slot of `scope`: the same every time, so it is
