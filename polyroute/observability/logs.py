@@ -343,63 +343,73 @@ class AccessLog:
         self._sink = sink
 
     def fields(self, outcome: Outcome) -> dict[str, Any]:
+        """The line's fields, without time, level, logger and message."""
+        return self._line(outcome, {})
+
+    def _line(self, outcome: Outcome, line: dict[str, Any]) -> dict[str, Any]:
+        """`line` (empty, or already holding time, level, logger and message: one dict per
+        request instead of two merged) with the request's fields added."""
         ctx = outcome.ctx
         decision = outcome.decision
         deployment = outcome.deployment
         usage = outcome.usage
-        fields: dict[str, Any] = {
-            "request_id": ctx.request_id,
-            "kind": ctx.kind.value,
-            "route": decision.route if decision is not None else None,
-            "deployment": deployment.name if deployment is not None else None,
-            "strategy": decision.strategy if decision is not None else None,
-            "attempts": outcome.attempts,
-            "status": outcome.status,
-            "latency_ms": round(outcome.latency * 1000, 2),
-            "tokens_in": usage.prompt_tokens if usage is not None else None,
-            "tokens_out": usage.completion_tokens if usage is not None else None,
-            "cost": outcome.cost,
-        }
+        line["request_id"] = ctx.request_id
+        line["kind"] = ctx.kind.value
+        line["route"] = decision.route if decision is not None else None
+        line["deployment"] = deployment.name if deployment is not None else None
+        line["strategy"] = decision.strategy if decision is not None else None
+        line["attempts"] = outcome.attempts
+        line["status"] = outcome.status
+        line["latency_ms"] = round(outcome.latency * 1000, 2)
+        if usage is not None:
+            line["tokens_in"] = usage.prompt_tokens
+            line["tokens_out"] = usage.completion_tokens
+        else:
+            line["tokens_in"] = line["tokens_out"] = None
+        line["cost"] = outcome.cost
         if decision is not None and decision.arm is not None:
-            fields["arm"] = decision.arm
+            line["arm"] = decision.arm
         if outcome.ttft is not None:
-            fields["ttft_ms"] = round(outcome.ttft * 1000, 2)
+            line["ttft_ms"] = round(outcome.ttft * 1000, 2)
         if usage is not None and usage.estimated:
-            fields["tokens_estimated"] = True
-        cache = getattr(outcome, "cache", None)
-        if cache is not None:
-            fields["cache"] = cache
+            line["tokens_estimated"] = True
+        if outcome.cache is not None:
+            line["cache"] = outcome.cache
         if not outcome.ok:
-            fields["error_type"] = outcome.error_type
-            fields["error_code"] = outcome.error_code
+            line["error_type"] = outcome.error_type
+            line["error_code"] = outcome.error_code
         caller = ctx.caller
         if caller.key_id is not None:
-            fields["key_id"] = caller.key_id
+            line["key_id"] = caller.key_id
         if caller.team is not None:
-            fields["team"] = caller.team
+            line["team"] = caller.team
         if self.prompts:
-            fields["prompt"] = ctx.text
-        return fields
+            line["prompt"] = ctx.text
+        return line
 
     def observe(self, outcome: Outcome) -> None:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        fields = self.fields(outcome)
         sink = self._sink or current_sink()
         if sink is None:  # no sink in this process (embedded): plain logging
-            logger.info("request", extra=fields)
+            logger.info("request", extra=self.fields(outcome))
             return
         epoch = time.time_ns() / 1e9
         if sink.json:
-            line = {"time": iso_time(epoch), "level": "info", "logger": ACCESS_LOGGER}
-            line["message"] = "request"
-            line.update(fields)
+            head = {
+                "time": iso_time(epoch),
+                "level": "info",
+                "logger": ACCESS_LOGGER,
+                "message": "request",
+            }
+            line = self._line(outcome, head)
             if self.prompts:  # client text: through the redactor
                 sink.put(orjson.dumps(line, default=str).decode())
             else:
                 sink.put_clean(orjson.dumps(line, default=str))
         else:
+            fields = self.fields(outcome)
             text = " ".join(f"{k}={_text(v)}" for k, v in fields.items() if v is not None)
             sink.put(f"{iso_time(epoch)} INFO    {ACCESS_LOGGER}: request {text}")
 
