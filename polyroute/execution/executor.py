@@ -124,26 +124,32 @@ class Executor:
         self._rng = rng or random.Random()
         self._backoff = Backoff(resilience.backoff.base, resilience.backoff.cap)
 
-    async def complete(
+    def complete(
+        self, ctx: RequestContext, decision: Decision, body: dict[str, Any]
+    ) -> Awaitable[Completed]:
+        """Non-streaming: the first answer that is valid JSON (an ensemble: the aggregate
+        of its members' answers). A plain function handing back the coroutine that does
+        the work: one frame fewer for every suspension of the request to pass through."""
+        if decision.fan_out is not None:
+            return self._aggregate(ctx, decision, body)
+        return self._complete_one(ctx, decision, body)
+
+    async def _aggregate(
         self, ctx: RequestContext, decision: Decision, body: dict[str, Any]
     ) -> Completed:
-        """Non-streaming: the first answer that is valid JSON (an ensemble: the aggregate
-        of its members' answers)."""
-        if decision.fan_out is not None:
-            result = await ensemble.aggregate(self._complete_one, ctx, decision, body)
-            winner = result.winner
-            header = ensemble.summary_header(result.summary, len(decision.plan))
-            return Completed(
-                winner.deployment,
-                winner.attempts,
-                200,
-                ensemble.dumps(result.data),
-                result.data,
-                usage=result.usage,
-                cost=result.cost,
-                headers={"x-polyroute-ensemble": header},
-            )
-        return await self._complete_one(ctx, decision, body)
+        result = await ensemble.aggregate(self._complete_one, ctx, decision, body)
+        winner = result.winner
+        header = ensemble.summary_header(result.summary, len(decision.plan))
+        return Completed(
+            winner.deployment,
+            winner.attempts,
+            200,
+            ensemble.dumps(result.data),
+            result.data,
+            usage=result.usage,
+            cost=result.cost,
+            headers={"x-polyroute-ensemble": header},
+        )
 
     async def _complete_one(
         self, ctx: RequestContext, decision: Decision, body: dict[str, Any]
@@ -162,9 +168,9 @@ class Executor:
         done.attempts = attempts
         return done
 
-    async def stream(
+    def stream(
         self, ctx: RequestContext, decision: Decision, body: dict[str, Any]
-    ) -> Streaming:
+    ) -> Awaitable[Streaming]:
         """Streaming: the first SSE stream that yields a first chunk.
 
         The upstream response is closed on every way out except the hand-off, including
@@ -173,8 +179,8 @@ class Executor:
         (the API layer sends their aggregate as events).
         """
         if decision.fan_out is not None:
-            return await ensemble.race(self._stream_one, ctx, decision, body, _discard)
-        return await self._stream_one(ctx, decision, body)
+            return ensemble.race(self._stream_one, ctx, decision, body, _discard)
+        return self._stream_one(ctx, decision, body)
 
     async def _stream_one(
         self, ctx: RequestContext, decision: Decision, body: dict[str, Any]
@@ -323,7 +329,7 @@ class Executor:
                 return
         self.breakers.record_failure(deployment.name)
 
-    async def _send(
+    def _send(
         self,
         ctx: RequestContext,
         deployment: Deployment,
@@ -331,7 +337,8 @@ class Executor:
         timeouts: Timeouts,
         *,
         stream: bool,
-    ) -> UpstreamResponse:
+    ) -> Awaitable[UpstreamResponse]:
+        """The provider's `send` coroutine for this attempt (returned, not awaited here)."""
         upstream_body = {**body, "model": deployment.upstream_model}
         if stream and deployment.config.stream_usage and not wants_stream_usage(body):
             # limits and budgets settle on real usage; the proxy withholds this event
@@ -345,7 +352,7 @@ class Executor:
             request_id=ctx.request_id,
             timeouts=timeouts,
         )
-        return await self.providers[deployment.name].send(request)
+        return self.providers[deployment.name].send(request)
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
