@@ -9,6 +9,7 @@ event the gateway asked for on the client's behalf is withheld (see polyroute.us
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -164,7 +165,10 @@ async def _stream(
         await response.prepare(request)
         name = opened.deployment.name
         tap = assembler.feed if assembler is not None else None
-        ok = await _forward(response, opened.first_chunk, opened.rest, name, meter, tap=tap)
+        ended = opened.response.ended
+        ok = await _forward(
+            response, opened.first_chunk, opened.rest, name, meter, ended=ended, tap=tap
+        )
     except ConnectionResetError:
         pass  # the client went away; closing the upstream below cancels its work
     finally:
@@ -234,11 +238,8 @@ async def _send_as_events(
         chat=ctx.kind is EndpointKind.CHAT,
         include_usage=wants_stream_usage(ctx.body),
     )
-    try:
-        await response.write(events)
-        await response.write_eof()
-    except ConnectionResetError:
-        pass  # the client left; the answer was already paid for and recorded
+    with contextlib.suppress(ConnectionResetError):  # the client left: already recorded
+        await response.write_eof(events)  # with the headers: one write
     return response
 
 
@@ -276,32 +277,38 @@ async def _forward(
     deployment: str,
     meter: StreamUsage,
     *,
+    ended: Callable[[], bool],
     tap: Callable[[bytes], None] | None = None,
 ) -> bool:
     """Copy chunks as they come; end with an error event unless the stream ended properly
     (returns whether it did).
 
+    The bytes of the upstream's last chunk go out with the end of the response (one write,
+    with the headers too when the whole answer came at once) instead of two writes.
     Once the headers are out, an error can only be reported inside the stream: a cut or a
     stream that stops without ``data: [DONE]`` gets the terminal error event, and so does a
     bug of ours (logged), rather than a second HTTP response written into the body.
     """
     tail = first
+    last = b""  # the final chunk's bytes, held for the end of the response
     try:
         if tap is not None:
             tap(first)
         forward = meter.feed(first)
-        if forward:
+        if ended():
+            last = forward
+        elif forward:
             await response.write(forward)
         async for chunk in rest:
             if tap is not None:
                 tap(chunk)
             forward = meter.feed(chunk)
-            if forward:
-                await response.write(forward)
             tail = chunk if len(chunk) >= 16 else tail[-16:] + chunk
+            if ended():
+                last = forward
+            elif forward:
+                await response.write(forward)
         held = meter.finish()
-        if held:
-            await response.write(held)
         if not ends_with_done(tail):
             raise UpstreamBadResponse(
                 f"deployment {deployment}: the stream ended without [DONE]",
@@ -309,13 +316,14 @@ async def _forward(
                 code="stream_interrupted",
             )
     except UpstreamError as exc:
-        await response.write(error_event(exc))
+        await response.write(last + error_event(exc))
         return False
     except ConnectionResetError:
         raise
     except Exception:
         log.exception("error while streaming from %s", deployment)
-        await response.write(error_event(GatewayError("internal gateway error while streaming")))
+        failure = error_event(GatewayError("internal gateway error while streaming"))
+        await response.write(last + failure)
         return True
-    await response.write_eof()
+    await response.write_eof(last + held if held else last)
     return True

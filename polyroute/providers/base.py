@@ -73,6 +73,11 @@ class UpstreamResponse(Protocol):
         """Body chunks as they arrive, for streaming; each chunk is forwarded unchanged."""
         ...
 
+    def ended(self) -> bool:
+        """Whether the body has arrived to its end (no chunk is left to come): the last
+        bytes may then go to the client together with the end of its response."""
+        ...
+
     async def aclose(self) -> None:
         """Release the connection (returned to the pool, or closed if the body is unread)."""
         ...
@@ -110,6 +115,9 @@ class BufferedResponse:
         if self.chunks is not None:
             return self.chunks
         return _single(self.body)
+
+    def ended(self) -> bool:
+        return False  # not known before the iterator says so
 
     async def aclose(self) -> None:
         if self.chunks is not None and hasattr(self.chunks, "aclose"):

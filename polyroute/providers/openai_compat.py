@@ -226,6 +226,9 @@ class AiohttpResponse:
             timer.stop()
         raise self._timed_out("mid-stream")
 
+    def ended(self) -> bool:
+        return self._response.content.at_eof()
+
     def _timed_out(self, phase: str) -> UpstreamTimeout:
         timer = self._timer
         idle = timer.limits.idle
