@@ -19,7 +19,7 @@ from aiohttp import web
 
 from polyroute.api.app import create_app
 from polyroute.gateway import Gateway
-from polyroute.observability.logs import configure_logging
+from polyroute.observability.logs import configure_logging, current_sink
 from polyroute.observability.multiprocess import prepare_multiprocess
 from polyroute.runtime import run, wait_for_signal
 
@@ -53,6 +53,9 @@ async def serve_gateway(
         shutdown_timeout=gateway.config.server.shutdown_timeout,
     )
     announce(f"polyroute listening on http://{host}:{bound}")
+    sink = current_sink()
+    if sink is not None:
+        sink.drain_on_loop()
     try:
         await wait_for_signal()
     finally:

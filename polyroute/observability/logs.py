@@ -27,6 +27,7 @@ import atexit
 import logging
 import os
 import re
+import stat
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -265,6 +266,27 @@ class LogSink:
             while chunk:
                 chunk = chunk[os.write(fd, chunk) :]
             start = end
+
+    def never_blocks(self) -> bool:
+        """Whether writes to the stream return at once: a regular file or a character
+        device that is not a terminal (/dev/null). A pipe or a terminal can stall while
+        its reader does, so only the thread may write to it."""
+        if self._fd is None:
+            return False
+        try:
+            mode = os.fstat(self._fd).st_mode
+            return stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(self._fd))
+        except OSError:
+            return False
+
+    def drain_on_loop(self) -> bool:
+        """Write from the running event loop instead of the thread where the stream never
+        blocks: no second thread taking the GIL from the request path (the request log's
+        choice too; see polyroute.observability.writer). Returns whether it moved."""
+        if not self.never_blocks():
+            return False
+        self.writer.move_to_loop()
+        return True
 
     @property
     def dropped(self) -> int:

@@ -86,6 +86,21 @@ class BackgroundWriter:
             self._loop_wake = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run_task(), name=self.name)
 
+    def move_to_loop(self) -> None:
+        """Drain on the running event loop from now on: the thread (if any) writes what it
+        holds and stops, then a task takes over."""
+        thread = self._thread
+        if thread is not None:
+            self._stopping = True
+            self._wake.set()
+            thread.join(5.0)
+            if thread.is_alive():  # stuck on a write: keep it, this sink can block
+                self._stopping = False
+                return
+            self._thread = None
+            self._stopping = False
+        self.start_task()
+
     async def _run_task(self) -> None:
         wake = self._loop_wake
         assert wake is not None

@@ -283,3 +283,31 @@ def test_writes_are_whole_lines_of_at_most_pipe_buf(tmp_path: Path) -> None:
     assert all(chunk.endswith(b"\n") for chunk in writes)
     assert all(len(chunk) <= 4096 for chunk in writes[:-1])
     assert path.read_text().splitlines() == lines
+
+
+async def test_a_file_sink_is_drained_on_the_loop_and_a_pipe_keeps_its_thread(
+    tmp_path: Path,
+) -> None:
+    """A regular file never blocks: once the loop runs its lines are written by a task, and
+    nothing queued while the thread handed over is lost. A pipe keeps the thread."""
+    path = tmp_path / "out"
+    with path.open("w") as stream:
+        sink = LogSink(stream, Redactor(), json=True)
+        sink.writer.start()
+        sink.put_clean(b'{"n": 0}')
+        assert sink.drain_on_loop()
+        assert sink.writer._thread is None
+        assert sink.writer._task is not None
+        for index in range(1, 5):
+            sink.put_clean(b'{"n": %d}' % index)
+        await sink.writer.aclose()
+    assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == [0, 1, 2, 3, 4]
+
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "w") as stream:
+        piped = LogSink(stream, Redactor(), json=True)
+        piped.writer.start()
+        assert not piped.drain_on_loop()
+        assert piped.writer._thread is not None
+        piped.close()
+    os.close(read_end)
