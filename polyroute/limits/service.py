@@ -70,7 +70,8 @@ class _Plan:
     units: tuple[Check, ...]
     tokens: tuple[tuple[str, str, int], ...]
     """(scope, state key, tokens per minute)"""
-    budgets: tuple[tuple[str, _Spec], ...]
+    budgets: tuple[tuple[str, float, str], ...]
+    """(scope, USD per period, period)"""
 
 
 @dataclass(slots=True)
@@ -191,10 +192,9 @@ class Limits:
         if plan.budgets:
             cost = self.cost_estimate(ctx, decision)
             wall = wall_now()
-            for scope, spec in plan.budgets:
-                assert spec.budget is not None
-                key = f"sp:{scope}:{period_id(spec.budget_period, wall)}"
-                checks.append(Check(BUDGET, scope, key, spec.budget, cost, spec.budget_period))
+            for scope, budget, period in plan.budgets:
+                key = f"sp:{scope}:{period_id(period, wall)}"
+                checks.append(Check(BUDGET, scope, key, budget, cost, period))
         return Demand(ctx.request_id, checks, tokens or 0, cost or 0.0, self._lease)
 
     def _plan(self, ctx: RequestContext, decision: Decision) -> _Plan | None:
@@ -217,7 +217,7 @@ class Limits:
     def _build_plan(self, scopes: list[tuple[str, _Spec]]) -> _Plan | None:
         units: list[Check] = []
         tokens: list[tuple[str, str, int]] = []
-        budgets: list[tuple[str, _Spec]] = []
+        budgets: list[tuple[str, float, str]] = []
         for scope, spec in scopes:
             if spec.rpm is not None:
                 units.append(self._unit_check(REQUESTS, scope, spec.rpm))
@@ -226,7 +226,7 @@ class Limits:
             if spec.max_parallel is not None:
                 units.append(self._unit_check(PARALLEL, scope, spec.max_parallel))
             if spec.budget is not None:
-                budgets.append((scope, spec))
+                budgets.append((scope, spec.budget, spec.budget_period))
         if not (units or tokens or budgets):
             return None
         return _Plan(tuple(units), tuple(tokens), tuple(budgets))

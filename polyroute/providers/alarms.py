@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
+import weakref
 from collections.abc import Callable
 
 TICK = 0.01
@@ -117,9 +118,20 @@ class AlarmWheel:
                 self._schedule(order[0])
 
 
+_WHEELS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AlarmWheel] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def wheel_of(loop: asyncio.AbstractEventLoop, wheel: AlarmWheel | None) -> AlarmWheel:
-    """`wheel` if it belongs to `loop`, else a new one for it."""
-    return wheel if wheel is not None and wheel.loop is loop else AlarmWheel(loop)
+    """`wheel` if it belongs to `loop` (a caller's cached copy), else `loop`'s own wheel,
+    shared by every provider on that loop so that one timer serves all their attempts."""
+    if wheel is not None and wheel.loop is loop:
+        return wheel
+    found = _WHEELS.get(loop)
+    if found is None:
+        found = _WHEELS[loop] = AlarmWheel(loop)
+    return found
 
 
 __all__ = ["TICK", "Alarm", "AlarmWheel", "wheel_of"]

@@ -209,13 +209,13 @@ class AiohttpResponse:
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         content, timer = self._response.content, self._timer
-        timer.per_chunk()
+        timer.touch()  # idle counts from the start of the stream, then from each chunk
         try:
             while True:
                 chunk = await content.readany()
                 if timer.fired:
                     break
-                timer.last = timer.wheel.loop.time()
+                timer.touch()
                 if not chunk:
                     return
                 yield chunk
@@ -258,7 +258,7 @@ class _AttemptTimer:
     ``asyncio.timeout`` does. Then the body: `idle` (from the start of a JSON read, or from
     the last chunk of a stream) within `total`: on expiry the response is closed, which
     ends the pending read, and `fired` tells the reader it was a timeout. A chunk only
-    stores the time it arrived (`last`); the alarm moves itself when it finds that.
+    stores the time it arrived (`touch`); the alarm moves itself when it finds that.
     """
 
     __slots__ = (
@@ -282,7 +282,7 @@ class _AttemptTimer:
         total = limits.total
         self.deadline = math.inf if total is None else now + total
         self.last = now
-        self._idle = math.inf
+        self._idle = math.inf if limits.idle is None else limits.idle
         self.fired = self.idle_expired = False
         self._response: aiohttp.ClientResponse | None = None
         self._alarm: Alarm | None = None
@@ -311,9 +311,7 @@ class _AttemptTimer:
     def watch_body(self, response: aiohttp.ClientResponse) -> None:
         """From now on, bound the body: `idle` from now (a whole JSON read) and `total`."""
         self._response = response
-        idle = self.limits.idle
-        self._idle = math.inf if idle is None else idle
-        self.last = self.wheel.loop.time()
+        self.touch()
         due = min(self.last + self._idle, self.deadline)
         alarm = self._alarm
         if due == math.inf:
@@ -323,8 +321,8 @@ class _AttemptTimer:
         else:
             self.wheel.reset(alarm, due, self._body_due)
 
-    def per_chunk(self) -> None:
-        """A stream: `idle` counts from each chunk (the reader sets `last`)."""
+    def touch(self) -> None:
+        """Bytes arrived: the idle limit counts from now."""
         self.last = self.wheel.loop.time()
 
     def _body_due(self, now: float) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from polyroute.providers.alarms import TICK, AlarmWheel, Ring
+from polyroute.providers.alarms import TICK, AlarmWheel, Ring, wheel_of
 
 
 def recorder(into: dict[str, float], name: str, due: float) -> Ring:
@@ -70,3 +70,12 @@ async def test_reset_moves_an_alarm_to_an_earlier_slot() -> None:
     wheel.reset(alarm, start + 0.02, recorder(rang, "body", start + 0.02))
     await asyncio.sleep(0.07)
     assert list(rang) == ["body"]
+
+
+async def test_one_wheel_per_loop_whoever_asks() -> None:
+    """Every provider on a loop gets the same wheel, so one timer serves all attempts."""
+    loop = asyncio.get_running_loop()
+    first = wheel_of(loop, None)
+    assert wheel_of(loop, None) is first
+    assert wheel_of(loop, first) is first
+    assert first.loop is loop
