@@ -38,7 +38,7 @@ BENCH_OUT="$OUT/wrk.json" taskset -c 0 wrk -t1 -c32 -d"${SECONDS_ON}s" --timeout
   -s "$SHARED/chat.lua" "$URL" >/dev/null
 callgrind_control -i off "$GATEWAY_PID" >/dev/null 2>&1
 callgrind_control -d "$GATEWAY_PID" >/dev/null 2>&1
-python3 - "$OUT" "$TARGET" "$MODE" <<'PY'
+python3 - "$OUT" "$TARGET ($BUILD)" "$MODE" <<'PY'
 import glob, json, sys
 out, target, mode = sys.argv[1:]
 result = json.load(open(f"{out}/wrk.json"))

@@ -16,12 +16,22 @@ start_mock() {
 }
 
 # gateway_command TARGET PORT: sets GATEWAY (an array) to the command that serves TARGET,
-# `reference` (the shared bench's thin aiohttp proxy) or a polyroute config file.
+# `reference` (the shared bench's thin aiohttp proxy) or a polyroute config file, and
+# BUILD to what runs: `reference`, or polyroute `compiled` / `pure`. polyroute comes from
+# the virtual environment POLYROUTE_VENV (default .venv, the editable and so pure-Python
+# install; `python3 -m venv .venv-release && .venv-release/bin/pip install .` makes the
+# compiled one). Its console script, not `python -m`, which would import the sources of
+# the current directory first.
 gateway_command() {
   if [ "$1" = reference ]; then
     GATEWAY=("$BENCH_PY" "$SHARED/null_gateway/null_proxy_aiohttp.py")
+    BUILD=reference
   else
-    GATEWAY=("$ROOT/.venv/bin/python" -m polyroute serve -c "$1" --port "$2")
+    local venv
+    venv="$(cd "${POLYROUTE_VENV:-$ROOT/.venv}" && pwd)"
+    GATEWAY=("$venv/bin/polyroute" serve -c "$1" --port "$2")
+    BUILD=$(cd / && "$venv/bin/python" -c \
+      'import polyroute.execution.executor as m; print("compiled" if m.__file__.endswith(".so") else "pure")')
   fi
 }
 

@@ -38,7 +38,7 @@ snapshot >"$OUT/before"
 BENCH_OUT="$OUT/wrk.json" taskset -c 0 wrk -t1 -c32 -d"${SECONDS_ON}s" --timeout 30s \
   -s "$SHARED/chat.lua" "$URL" >/dev/null
 snapshot >"$OUT/after"
-python3 - "$OUT" "$TARGET" "$MODE" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$OUT" "$TARGET ($BUILD)" "$MODE" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 out, target, mode, tick = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 def load(name):

@@ -83,7 +83,10 @@ class RequestContext:
         body: dict[str, Any],
         caller: Caller = ANONYMOUS,
         headers: Mapping[str, str] | None = None,
+        prompt_tokens: int | None = None,
     ) -> None:
+        """`prompt_tokens`: a known prompt size that stands in for the estimate (replay
+        passes the logged count of a request whose prompt was not logged)."""
         self.request_id = request_id
         self.kind = kind
         self.model = model
@@ -96,7 +99,7 @@ class RequestContext:
         self._raw_headers = headers
         self._text: str | None = None
         self._last_user_text: str | None = None
-        self._tokens: int | None = None
+        self._tokens: int | None = prompt_tokens
         self._headers: dict[str, str] | None = None
         self._max_price: float | bool | None = False  # False: not read yet
         self._language: str | None = None

@@ -18,3 +18,10 @@ fi
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest"; .venv/bin/pytest "$@"
+# again against the compiled build (setup.py compiles the request path with mypyc for
+# `pip install .`; the editable install above is pure Python)
+echo "== pytest, compiled"
+COMPILED_TREE="${TMPDIR:-/tmp}/polyroute-compiled-tree"
+bash scripts/compiled-tree.sh "$COMPILED_TREE"
+(cd "$COMPILED_TREE" &&
+  PYTHONPATH="$PWD" POLYROUTE_EXPECT_COMPILED=1 "$OLDPWD/.venv/bin/pytest" -p no:cacheprovider "$@")

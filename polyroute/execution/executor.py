@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -48,6 +48,15 @@ from polyroute.usage import wants_stream_usage
 
 T = TypeVar("T")
 Attempt = Callable[[Deployment, Timeouts], Awaitable[T]]
+AttemptRunner = Callable[[Deployment, Timeouts, Attempt[T]], Awaitable[T | UpstreamError]]
+
+
+class AttemptWrapper(Protocol):
+    """Runs every attempt in its place (tracing: a span per attempt), by calling `run`."""
+
+    def __call__(
+        self, run: AttemptRunner[T], deployment: Deployment, limits: Timeouts, call: Attempt[T]
+    ) -> Awaitable[T | UpstreamError]: ...
 
 
 @dataclass(slots=True)
@@ -123,6 +132,9 @@ class Executor:
         self.clock = runtime.clock
         self._rng = rng or random.Random()
         self._backoff = Backoff(resilience.backoff.base, resilience.backoff.cap)
+        self.wrap_attempt: AttemptWrapper | None = None
+        """Set by tracing. A hook rather than a replaced method: the executor's methods
+        are compiled (setup.py), and an instance attribute cannot shadow them."""
 
     def complete(
         self, ctx: RequestContext, decision: Decision, body: dict[str, Any]
@@ -223,7 +235,11 @@ class Executor:
                 timeout = UpstreamTimeout(f"the request deadline of {plan.deadline_s:g}s passed")
                 raise _annotate(timeout, deployment, plan.attempts - 1)
             limits = (decision.timeouts or deployment.timeouts).within(remaining)
-            outcome = await self._attempt(deployment, limits, attempt)
+            wrap = self.wrap_attempt
+            if wrap is None:
+                outcome = await self._attempt(deployment, limits, attempt)
+            else:
+                outcome = await wrap(self._attempt, deployment, limits, attempt)
             if not isinstance(outcome, UpstreamError):
                 return outcome, plan.attempts
             deployment = await self._next(deployment, outcome, plan)

@@ -53,20 +53,20 @@ class MemoryLimiter:
         tats: list[float | None] = []  # the TAT to store, for rate checks
         failed: int | None = None
         retry = 0.0
-        left: float
         for index, check in enumerate(checks):
             if check.rate:
-                ok, new_tat, left, until, wait = gcra.decide(
+                ok, new_tat, units, until, wait = gcra.decide(
                     self._tat.get(check.key), now, check.limit, WINDOW, check.amount
                 )
+                remaining.append(float(units))  # compiled (mypyc): an int is not a float
                 tats.append(new_tat)
                 reset.append(until)
             else:
                 ok, left, wait = self._check(check)
+                remaining.append(left)
                 tats.append(None)
                 reset.append(-1.0)
             passed.append(ok)
-            remaining.append(left)
             if not ok and (failed is None or wait > retry):
                 failed, retry = index, wait
         if failed is not None:

@@ -28,7 +28,7 @@ import functools
 import importlib
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -38,7 +38,12 @@ from polyroute.outcomes import Feedback, Outcome
 from polyroute.providers.base import UpstreamRequest, UpstreamResponse
 
 if TYPE_CHECKING:
+    from polyroute.deployment import Deployment
+    from polyroute.execution.executor import Attempt, AttemptRunner
     from polyroute.gateway import Gateway
+    from polyroute.providers.base import Timeouts
+
+T = TypeVar("T")
 
 UNTRACED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 
@@ -101,7 +106,7 @@ class Tracing:
         executor = gateway.executor
         # instance attributes shadow the methods for this gateway only
         setattr(router, "decide", self._traced_decide(router.decide))  # noqa: B010
-        setattr(executor, "_attempt", self._traced_attempt(executor._attempt))  # noqa: B010
+        executor.wrap_attempt = self._traced_attempt
         executor.providers = {
             name: TracedProvider(provider, name, self)
             for name, provider in executor.providers.items()
@@ -129,23 +134,21 @@ class Tracing:
 
         return traced
 
-    def _traced_attempt(
-        self, attempt: Callable[..., Awaitable[Any]]
-    ) -> Callable[..., Awaitable[Any]]:
-        tracer, status, error = self.tracer, self._Status, self._error
-
-        @functools.wraps(attempt)
-        async def traced(deployment: Any, limits: Any, call: Any) -> Any:
-            with tracer.start_as_current_span("polyroute.attempt") as span:
-                span.set_attribute("polyroute.deployment", deployment.name)
-                result = await attempt(deployment, limits, call)
-                if isinstance(result, UpstreamError):
-                    span.set_status(status(error, result.error_type))
-                    span.set_attribute("error.type", type(result).__name__)
-                    span.set_attribute("http.response.status_code", result.status)
-                return result
-
-        return traced
+    async def _traced_attempt(
+        self,
+        run: AttemptRunner[T],
+        deployment: Deployment,
+        limits: Timeouts,
+        call: Attempt[T],
+    ) -> T | UpstreamError:
+        with self.tracer.start_as_current_span("polyroute.attempt") as span:
+            span.set_attribute("polyroute.deployment", deployment.name)
+            result = await run(deployment, limits, call)
+            if isinstance(result, UpstreamError):
+                span.set_status(self._Status(self._error, result.error_type))
+                span.set_attribute("error.type", type(result).__name__)
+                span.set_attribute("http.response.status_code", result.status)
+            return result
 
     async def send(self, provider: Any, name: str, request: UpstreamRequest) -> UpstreamResponse:
         with self.tracer.start_as_current_span("polyroute.upstream", kind=self._client) as span:

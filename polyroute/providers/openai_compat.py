@@ -207,24 +207,9 @@ class AiohttpResponse:
             parts.append(chunk)
         return b"".join(parts)
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        content, timer = self._response.content, self._timer
-        timer.touch()  # idle counts from the start of the stream, then from each chunk
-        try:
-            while True:
-                chunk = await content.readany()
-                if timer.fired:
-                    break
-                timer.touch()
-                if not chunk:
-                    return
-                yield chunk
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            if not timer.fired:
-                raise translate_error(exc, self.deployment, "mid-stream") from None
-        finally:
-            timer.stop()
-        raise self._timed_out("mid-stream")
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        self._timer.touch()  # idle counts from the start of the stream, then from each chunk
+        return _Chunks(self)
 
     def ended(self) -> bool:
         return self._response.content.at_eof()
@@ -248,6 +233,40 @@ class AiohttpResponse:
             self._response.release()
         else:
             self._response.close()
+
+
+class _Chunks:
+    """The chunks of an `AiohttpResponse`'s body as they arrive. An iterator class rather
+    than an async generator, which mypyc cannot compile (setup.py). The timer stops when
+    the stream ends or fails; on cancellation, the response's `aclose` stops it."""
+
+    __slots__ = ("_content", "_owner")
+
+    def __init__(self, owner: AiohttpResponse) -> None:
+        self._owner = owner
+        self._content = owner._response.content
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        owner = self._owner
+        timer = owner._timer
+        try:
+            chunk = await self._content.readany()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            timer.stop()
+            if timer.fired:
+                raise owner._timed_out("mid-stream") from None
+            raise translate_error(exc, owner.deployment, "mid-stream") from None
+        if timer.fired:
+            timer.stop()
+            raise owner._timed_out("mid-stream")
+        if not chunk:
+            timer.stop()
+            raise StopAsyncIteration
+        timer.touch()
+        return chunk
 
 
 class _AttemptTimer:

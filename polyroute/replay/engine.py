@@ -55,23 +55,6 @@ class ReplayError(Exception):
     """A replay that cannot run as asked (unknown policy, bad mapping...)."""
 
 
-class ReplayContext(RequestContext):
-    """A request rebuilt from a log line: the logged token count stands in for a prompt
-    that was not logged."""
-
-    __slots__ = ("_logged_tokens",)
-
-    def __init__(self, *, logged_tokens: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._logged_tokens = logged_tokens
-
-    @property
-    def token_estimate(self) -> int:
-        if self._logged_tokens is not None:
-            return self._logged_tokens
-        return super().token_estimate
-
-
 @dataclass(slots=True)
 class Policy:
     """A route of a config, replayed."""
@@ -336,13 +319,13 @@ def _context(request: LoggedRequest) -> RequestContext:
     tokens = context.get("token_estimate")
     if not isinstance(tokens, int):
         tokens = request.prompt_tokens
-    return ReplayContext(
+    return RequestContext(
         request_id=request.request_id,
         kind=request.kind,
         model="",
         body=body,
         caller=caller,
-        logged_tokens=None if isinstance(logged_body, dict) and logged_body else tokens,
+        prompt_tokens=None if isinstance(logged_body, dict) and logged_body else tokens,
     )
 
 
