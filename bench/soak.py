@@ -51,6 +51,11 @@ def wait_port(port: int, timeout: float = 30) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument(
+        "--polyroute",
+        default=str(REPO / ".venv" / "bin" / "polyroute"),
+        help="the console script to serve with (.venv-release/bin/polyroute: the compiled build)",
+    )
     parser.add_argument("--every", type=float, default=15)
     parser.add_argument("--warmup", type=float, default=60)
     parser.add_argument("--connections", type=int, default=8)
@@ -65,7 +70,7 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    polyroute = REPO / ".venv" / "bin" / "polyroute"
+    polyroute = args.polyroute
     gateway = subprocess.Popen(
         [str(polyroute), "serve", "-c", str(REPO / "bench" / "overhead-full.yaml"),
          "--port", str(gw_port)],

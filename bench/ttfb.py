@@ -119,6 +119,11 @@ async def measure(name: str, url: str, args: argparse.Namespace) -> dict[float, 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(ROOT / "bench/overhead-full.yaml"))
+    parser.add_argument(
+        "--polyroute",
+        default=str(ROOT / ".venv/bin/polyroute"),
+        help="the console script to serve with (.venv-release/bin/polyroute: the compiled build)",
+    )
     parser.add_argument("--conns", type=int, default=32)
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--delay-ms", type=float, default=50.0)
@@ -147,7 +152,7 @@ async def main() -> None:
         str(args.chunk_delay_ms),
     ]
     reference = [str(BENCH_PYTHON), str(SHARED_BENCH / "null_gateway/null_proxy_aiohttp.py")]
-    gateway = [sys.executable, "-m", "polyroute", "serve", "-c", args.config]
+    gateway = [args.polyroute, "serve", "-c", args.config]
     gateway += ["--port", str(GATEWAY_PORT)]
     print(
         f"{args.conns} streams at once, {args.duration:g} s per target; upstream: first event "
