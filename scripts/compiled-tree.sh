@@ -9,8 +9,8 @@
 # The copy holds the tracked and untracked (not ignored) files, and each compiled module's
 # shared library beside its source, where Python imports it first. Needs .venv (pip).
 set -euo pipefail
+DEST="$(realpath -m "${1:?usage: scripts/compiled-tree.sh DEST}")"  # before the cd below
 cd "$(dirname "$0")/.."
-DEST="$(realpath -m "${1:?usage: scripts/compiled-tree.sh DEST}")"
 WHEELS="$(mktemp -d)"
 trap 'rm -rf "$WHEELS"' EXIT
 rm -rf "$DEST"

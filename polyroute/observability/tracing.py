@@ -104,7 +104,8 @@ class Tracing:
         """Wrap this gateway's router, executor and providers so they make spans."""
         router = gateway.router
         executor = gateway.executor
-        # instance attributes shadow the methods for this gateway only
+        # an instance attribute shadows the router's method for this gateway only (the
+        # router is not compiled); the compiled executor has a hook instead
         setattr(router, "decide", self._traced_decide(router.decide))  # noqa: B010
         executor.wrap_attempt = self._traced_attempt
         executor.providers = {
