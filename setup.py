@@ -31,26 +31,33 @@ from setuptools.command.build_ext import build_ext
 # bench/overhead-full.yaml). Not here: modules with pydantic models (mypyc would compile
 # them as native classes, which pydantic cannot build), modules with async generators
 # (mypyc does not compile them), and observability's logs and metrics (compiled, their
-# subclasses of logging's and prometheus_client's classes failed the test suite), the
-# router, which tracing instruments per instance (and whose own work is one lookup), and
-# api/proxy.py: compiled, an upstream cut mid-stream (tests/keys/test_canary.py, the
-# `instant` simulator) escaped the stream's `except` clauses and the client got a second,
-# 500 response inside the stream; not understood yet (mypyc 2.4.1).
+# subclasses of logging's and prometheus_client's classes failed the test suite; the
+# access log is a module of its own for that reason), the router, which tracing
+# instruments per instance (and whose own work is one lookup), and api/proxy.py:
+# compiled, an upstream cut mid-stream (tests/keys/test_canary.py, the `instant`
+# simulator) escaped the stream's `except` clauses and the client got a second, 500
+# response inside the stream; not understood yet (mypyc 2.4.1).
 COMPILED = [
     "polyroute/api/auth.py",
     "polyroute/api/body.py",
     "polyroute/api/incoming.py",
     "polyroute/api/responses.py",
+    "polyroute/api/validation.py",
     "polyroute/clock.py",
     "polyroute/context.py",
     "polyroute/dashboard/traffic.py",
     "polyroute/events.py",
+    "polyroute/execution/candidates.py",
     "polyroute/execution/executor.py",
+    "polyroute/execution/retry.py",
     "polyroute/limits/checks.py",
     "polyroute/limits/gcra.py",
     "polyroute/limits/headers.py",
     "polyroute/limits/memory.py",
     "polyroute/limits/service.py",
+    "polyroute/observability/access_log.py",
+    "polyroute/observability/formatting.py",
+    "polyroute/observability/writer.py",
     "polyroute/outcomes.py",
     "polyroute/providers/alarms.py",
     "polyroute/providers/openai_compat.py",

@@ -30,7 +30,8 @@ from polyroute.config import parse_config
 from polyroute.context import Caller, RequestContext
 from polyroute.gateway import Gateway
 from polyroute.kinds import EndpointKind
-from polyroute.observability.logs import AccessLog, LogSink, Redactor, config_secrets
+from polyroute.observability.access_log import AccessLog
+from polyroute.observability.logs import LogSink, Redactor, config_secrets
 from polyroute.observability.metrics import Metrics
 from polyroute.observability.request_log import RequestLog
 from polyroute.observability.settings import LogSettings, MetricsSettings, RequestLogSettings

@@ -1,5 +1,6 @@
 """Structured logs: one JSON object (or one readable text line) per record on stderr, with
-secrets redacted, plus the access log: one line per finished request.
+secrets redacted; the access log (polyroute.observability.access_log) writes its one line
+per finished request through the same sink.
 
 `configure_logging` (called by each gateway worker) installs one handler on the root
 logger. Records are formatted on the caller's thread and handed to a `BackgroundWriter`,
@@ -29,16 +30,14 @@ import os
 import re
 import stat
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, SecretStr
 
-from polyroute.observability.settings import LogSettings
+from polyroute.observability.formatting import field_text, iso_time
 from polyroute.observability.writer import BackgroundWriter
-from polyroute.outcomes import Feedback, Outcome
 
 if TYPE_CHECKING:
     from polyroute.config.schema import GatewayConfig
@@ -142,19 +141,6 @@ class Redactor:
 
 # -- formatting -----------------------------------------------------------------------------
 
-_clock: list[tuple[int, str]] = [(-1, "")]
-
-
-def iso_time(epoch: float) -> str:
-    """UTC, ISO 8601 with milliseconds (the second's text is cached; one tuple swapped
-    whole, so threads never mix a second with another second's text)."""
-    second = int(epoch)
-    cached = _clock[0]
-    if cached[0] != second:
-        cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-        _clock[0] = cached
-    return f"{cached[1]}.{int((epoch - second) * 1000):03d}Z"
-
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
@@ -184,19 +170,13 @@ class TextFormatter(logging.Formatter):
     """``time LEVEL logger: message key=value ...`` for people at a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = " ".join(f"{k}={_text(v)}" for k, v in _extras(record).items() if v is not None)
+        extras = _extras(record)
+        fields = " ".join(f"{k}={field_text(v)}" for k, v in extras.items() if v is not None)
         line = f"{iso_time(record.created)} {record.levelname:<7} {record.name}: "
         line += record.getMessage() + (f" {fields}" if fields else "")
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    text = str(value)
-    return orjson.dumps(text).decode() if (" " in text or not text) else text
 
 
 # -- the sink -------------------------------------------------------------------------------
@@ -350,90 +330,3 @@ def _is_tty(stream: IO[str]) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-# -- the access log -------------------------------------------------------------------------
-
-
-class AccessLog:
-    """An outcome observer: one line per finished request at level info on
-    ``polyroute.access`` (turned off by ``logs.access_log: false`` or that logger's level)."""
-
-    def __init__(self, settings: LogSettings, sink: LogSink | None = None) -> None:
-        self.prompts = settings.prompts
-        self.logger = logging.getLogger(ACCESS_LOGGER)
-        self._sink = sink
-
-    def fields(self, outcome: Outcome) -> dict[str, Any]:
-        """The line's fields, without time, level, logger and message."""
-        return self._line(outcome, {})
-
-    def _line(self, outcome: Outcome, line: dict[str, Any]) -> dict[str, Any]:
-        """`line` (empty, or already holding time, level, logger and message: one dict per
-        request instead of two merged) with the request's fields added."""
-        ctx = outcome.ctx
-        decision = outcome.decision
-        deployment = outcome.deployment
-        usage = outcome.usage
-        line["request_id"] = ctx.request_id
-        line["kind"] = ctx.kind.value
-        line["route"] = decision.route if decision is not None else None
-        line["deployment"] = deployment.name if deployment is not None else None
-        line["strategy"] = decision.strategy if decision is not None else None
-        line["attempts"] = outcome.attempts
-        line["status"] = outcome.status
-        line["latency_ms"] = round(outcome.latency * 1000, 2)
-        if usage is not None:
-            line["tokens_in"] = usage.prompt_tokens
-            line["tokens_out"] = usage.completion_tokens
-        else:
-            line["tokens_in"] = line["tokens_out"] = None
-        line["cost"] = outcome.cost
-        if decision is not None and decision.arm is not None:
-            line["arm"] = decision.arm
-        if outcome.ttft is not None:
-            line["ttft_ms"] = round(outcome.ttft * 1000, 2)
-        if usage is not None and usage.estimated:
-            line["tokens_estimated"] = True
-        if outcome.cache is not None:
-            line["cache"] = outcome.cache
-        if not outcome.ok:
-            line["error_type"] = outcome.error_type
-            line["error_code"] = outcome.error_code
-        caller = ctx.caller
-        if caller.key_id is not None:
-            line["key_id"] = caller.key_id
-        if caller.team is not None:
-            line["team"] = caller.team
-        if self.prompts:
-            line["prompt"] = ctx.text
-        return line
-
-    def observe(self, outcome: Outcome) -> None:
-        logger = self.logger
-        if not logger.isEnabledFor(logging.INFO):
-            return
-        sink = self._sink or current_sink()
-        if sink is None:  # no sink in this process (embedded): plain logging
-            logger.info("request", extra=self.fields(outcome))
-            return
-        epoch = time.time_ns() / 1e9
-        if sink.json:
-            head = {
-                "time": iso_time(epoch),
-                "level": "info",
-                "logger": ACCESS_LOGGER,
-                "message": "request",
-            }
-            line = self._line(outcome, head)
-            if self.prompts:  # client text: through the redactor
-                sink.put(orjson.dumps(line, default=str).decode())
-            else:
-                sink.put_clean(orjson.dumps(line, default=str))
-        else:
-            fields = self.fields(outcome)
-            text = " ".join(f"{k}={_text(v)}" for k, v in fields.items() if v is not None)
-            sink.put(f"{iso_time(epoch)} INFO    {ACCESS_LOGGER}: request {text}")
-
-    def feedback(self, feedback: Feedback) -> dict[str, Any] | None:
-        return None

@@ -70,7 +70,8 @@ from typing import Any
 
 import orjson
 
-from polyroute.observability.logs import Redactor, iso_time
+from polyroute.observability.formatting import iso_time
+from polyroute.observability.logs import Redactor
 from polyroute.observability.settings import RequestLogSettings
 from polyroute.observability.writer import BackgroundWriter
 from polyroute.outcomes import Feedback, Outcome

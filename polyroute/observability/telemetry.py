@@ -13,7 +13,8 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyroute.observability.logs import AccessLog, Redactor, config_secrets
+from polyroute.observability.access_log import AccessLog
+from polyroute.observability.logs import Redactor, config_secrets
 from polyroute.observability.metrics import Metrics, NullMetrics
 from polyroute.observability.request_log import RequestLog
 

@@ -46,7 +46,7 @@ class BackgroundWriter:
         self._wake_at = min(wake_at, queue_size)
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None  # not `_thread`: compiled, a C keyword
         self._task: asyncio.Task[None] | None = None
         self._loop_wake: asyncio.Event | None = None
         self._stopping = False
@@ -76,20 +76,20 @@ class BackgroundWriter:
         return len(self._queue)
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._worker.start()
 
     def start_task(self) -> None:
         """Drain on the running event loop instead of a thread."""
-        if self._task is None and self._thread is None:
+        if self._task is None and self._worker is None:
             self._loop_wake = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run_task(), name=self.name)
 
     def move_to_loop(self) -> None:
         """Drain on the running event loop from now on: the thread (if any) writes what it
         holds and stops, then a task takes over."""
-        thread = self._thread
+        thread = self._worker
         if thread is not None:
             self._stopping = True
             self._wake.set()
@@ -97,7 +97,7 @@ class BackgroundWriter:
             if thread.is_alive():  # stuck on a write: keep it, this sink can block
                 self._stopping = False
                 return
-            self._thread = None
+            self._worker = None
             self._stopping = False
         self.start_task()
 
@@ -155,7 +155,7 @@ class BackgroundWriter:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is written (True) or `timeout` passes."""
-        if self._thread is None:
+        if self._worker is None:
             self._drain()
             return True
         deadline = time.monotonic() + timeout
@@ -169,7 +169,7 @@ class BackgroundWriter:
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (within `timeout`) and stop; later items are dropped."""
         self._closed = True
-        thread = self._thread
+        thread = self._worker
         if thread is None:
             self._drain()
             return
@@ -179,4 +179,4 @@ class BackgroundWriter:
         if thread.is_alive():  # the sink is stuck: what is left is lost
             self.dropped += len(self._queue)
             self._queue.clear()
-        self._thread = None
+        self._worker = None

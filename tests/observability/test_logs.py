@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from polyroute.config import parse_config
+from polyroute.observability.access_log import AccessLog
 from polyroute.observability.logs import (
-    AccessLog,
     LogSink,
     Redactor,
     SinkHandler,
@@ -296,7 +296,7 @@ async def test_a_file_sink_is_drained_on_the_loop_and_a_pipe_keeps_its_thread(
         sink.writer.start()
         sink.put_clean(b'{"n": 0}')
         assert sink.drain_on_loop()
-        assert sink.writer._thread is None
+        assert sink.writer._worker is None
         assert sink.writer._task is not None
         for index in range(1, 5):
             sink.put_clean(b'{"n": %d}' % index)
@@ -308,6 +308,6 @@ async def test_a_file_sink_is_drained_on_the_loop_and_a_pipe_keeps_its_thread(
         piped = LogSink(stream, Redactor(), json=True)
         piped.writer.start()
         assert not piped.drain_on_loop()
-        assert piped.writer._thread is not None
+        assert piped.writer._worker is not None
         piped.close()
     os.close(read_end)
