@@ -59,7 +59,7 @@ class AttemptWrapper(Protocol):
     ) -> Awaitable[T | UpstreamError]: ...
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Completed:
     """A whole JSON answer: the raw bytes (forwarded unchanged) and their parsed form
     (parsed once: it proves the upstream sent JSON, and usage accounting reads it)."""
@@ -69,14 +69,34 @@ class Completed:
     status: int
     body: bytes
     data: dict[str, Any]
-    usage: Usage | None = None
+    usage: Usage | None
     """Set when the answer is not one upstream's (an ensemble's summed usage)."""
-    cost: float | None = None
-    headers: dict[str, str] | None = None
+    cost: float | None
+    headers: dict[str, str] | None
     """Extra response headers (an ensemble's summary)."""
 
+    def __init__(  # noqa: PLR0917 - the dataclass's own order; compiled (see outcomes.Usage)
+        self,
+        deployment: Deployment,
+        attempts: int,
+        status: int,
+        body: bytes,
+        data: dict[str, Any],
+        usage: Usage | None = None,
+        cost: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.attempts = attempts
+        self.status = status
+        self.body = body
+        self.data = data
+        self.usage = usage
+        self.cost = cost
+        self.headers = headers
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Streaming:
     """An open stream whose first chunk has already arrived (so falling back is over)."""
 
@@ -87,9 +107,29 @@ class Streaming:
     first_chunk: bytes
     rest: AsyncIterator[bytes]
     response: UpstreamResponse
-    done: Callable[[bool], None] = lambda ok: None
+    done: Callable[[bool], None]
     """Call once when the stream ends (True: it ended properly): the deployment stops
     counting it as in flight and records the outcome."""
+
+    def __init__(  # noqa: PLR0917 - the dataclass's own order; compiled (see outcomes.Usage)
+        self,
+        deployment: Deployment,
+        attempts: int,
+        status: int,
+        headers: Mapping[str, str],
+        first_chunk: bytes,
+        rest: AsyncIterator[bytes],
+        response: UpstreamResponse,
+        done: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.attempts = attempts
+        self.status = status
+        self.headers = headers
+        self.first_chunk = first_chunk
+        self.rest = rest
+        self.response = response
+        self.done = done or _nothing_to_record
 
     async def aclose(self, ok: bool) -> None:
         """Close the upstream response and record the stream's end."""
@@ -99,17 +139,33 @@ class Streaming:
             self.done(ok)
 
 
-@dataclass(slots=True)
+def _nothing_to_record(ok: bool) -> None:
+    return None
+
+
 class _Progress:
     """Where one request stands in its retry loop."""
 
-    deadline_s: float
-    started: float
-    max_retries: int
-    candidates: Candidates
-    attempts: int = 0
-    retries: int = 0  # attempts beyond the first that count against max_retries
-    same_retries: int = 0  # retries of the same deployment, for the backoff exponent
+    __slots__ = (
+        "attempts",
+        "candidates",
+        "deadline_s",
+        "max_retries",
+        "retries",
+        "same_retries",
+        "started",
+    )
+
+    def __init__(  # compiled (see polyroute.outcomes.Usage)
+        self, deadline_s: float, started: float, max_retries: int, candidates: Candidates
+    ) -> None:
+        self.deadline_s = deadline_s
+        self.started = started
+        self.max_retries = max_retries
+        self.candidates = candidates
+        self.attempts = 0
+        self.retries = 0  # attempts beyond the first that count against max_retries
+        self.same_retries = 0  # retries of the same deployment, for the backoff exponent
 
 
 class Executor:

@@ -74,7 +74,7 @@ class _Plan:
     """(scope, USD per period, period)"""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Ticket:
     """One admitted request, until it is settled."""
 
@@ -82,10 +82,20 @@ class Ticket:
     verdict: Verdict
     headers: dict[str, str]
     """The ``x-ratelimit-*`` headers of its answer."""
-    tokens: int | None = None
+    tokens: int | None
     """Real tokens, from the outcome (None: no outcome came)."""
-    cost: float = 0.0
-    finished: bool = False
+    cost: float
+    finished: bool
+
+    def __init__(  # compiled (see polyroute.outcomes.Usage)
+        self, demand: Demand, verdict: Verdict, headers: dict[str, str]
+    ) -> None:
+        self.demand = demand
+        self.verdict = verdict
+        self.headers = headers
+        self.tokens = None
+        self.cost = 0.0
+        self.finished = False
 
 
 class Limits:

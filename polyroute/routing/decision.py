@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from polyroute.deployment import Deployment
@@ -34,7 +34,7 @@ class FanOut:
     min_success: int = 1
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Decision:
     """Which deployments to try, in order, and why.
 
@@ -47,24 +47,58 @@ class Decision:
     route: str
     strategy: str
     plan: list[Deployment]
-    path: list[str] = field(default_factory=list)
-    signals: dict[str, dict[str, Any]] = field(default_factory=dict)
-    rejected: list[Rejection] = field(default_factory=list)
-    fallbacks: dict[str, list[Target]] = field(default_factory=dict)
+    path: list[str]
+    signals: dict[str, dict[str, Any]]
+    rejected: list[Rejection]
+    fallbacks: dict[str, list[Target]]
     """Configured fallback targets by error class (inner routes' first), tried after `plan`."""
-    deadline: float | None = None
-    max_retries: int | None = None
-    timeouts: Timeouts | None = None
+    deadline: float | None
+    max_retries: int | None
+    timeouts: Timeouts | None
     """Per-attempt limits set by a route; None: each deployment's own."""
-    degraded: bool = False
+    degraded: bool
     """The route's own targets were all ejected; its `degraded` target serves instead."""
-    panic: bool = False
+    panic: bool
     """Every target was ejected and there was no degraded target: all are used anyway."""
-    experiment: str | None = None
+    experiment: str | None
     """The A/B route this request took part in, and its arm."""
-    arm: str | None = None
-    fan_out: FanOut | None = None
+    arm: str | None
+    fan_out: FanOut | None
     """Set by an ensemble: every deployment of `plan` is called, not just the first."""
+
+    def __init__(  # noqa: PLR0917 - the dataclass's own order; compiled (see outcomes.Usage)
+        self,
+        route: str,
+        strategy: str,
+        plan: list[Deployment],
+        path: list[str] | None = None,
+        signals: dict[str, dict[str, Any]] | None = None,
+        rejected: list[Rejection] | None = None,
+        fallbacks: dict[str, list[Target]] | None = None,
+        deadline: float | None = None,
+        max_retries: int | None = None,
+        timeouts: Timeouts | None = None,
+        degraded: bool = False,
+        panic: bool = False,
+        experiment: str | None = None,
+        arm: str | None = None,
+        fan_out: FanOut | None = None,
+    ) -> None:
+        self.route = route
+        self.strategy = strategy
+        self.plan = plan
+        self.path = [] if path is None else path
+        self.signals = {} if signals is None else signals
+        self.rejected = [] if rejected is None else rejected
+        self.fallbacks = {} if fallbacks is None else fallbacks
+        self.deadline = deadline
+        self.max_retries = max_retries
+        self.timeouts = timeouts
+        self.degraded = degraded
+        self.panic = panic
+        self.experiment = experiment
+        self.arm = arm
+        self.fan_out = fan_out
 
     def merge_route_settings(self, settings: RouteResilience) -> None:
         """Add an enclosing route's fallbacks after the inner ones; inner settings win."""
