@@ -11,7 +11,7 @@ observer is logged and never fails the request or starves the others.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from polyroute.context import RequestContext
@@ -58,7 +58,7 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Outcome:
     """One finished request."""
 
@@ -71,19 +71,51 @@ class Outcome:
     status: int
     latency: float
     """Seconds from the start of handling to the end of the answer (or stream)."""
-    attempts: int = 0
-    ttft: float | None = None
+    attempts: int
+    ttft: float | None
     """Seconds to the first streamed byte, for streams."""
-    usage: Usage | None = None
-    cost: float | None = None
+    usage: Usage | None
+    cost: float | None
     """USD from the reported (or estimated) usage and the deployment's prices."""
-    error_type: str | None = None
-    error_code: str | None = None
-    cache: str | None = None
+    error_type: str | None
+    error_code: str | None
+    cache: str | None
     """"hit" (answered from the response cache, no upstream call), "miss" (looked up, not
     found), None (the request was not cacheable)."""
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any]
     """Figures a strategy adds for its own observer (e.g. an ensemble's other answers)."""
+
+    def __init__(  # noqa: PLR0917 - the dataclass's own order; compiled (see Usage)
+        self,
+        ctx: RequestContext,
+        decision: Decision | None,
+        deployment: Deployment | None,
+        ok: bool,
+        status: int,
+        latency: float,
+        attempts: int = 0,
+        ttft: float | None = None,
+        usage: Usage | None = None,
+        cost: float | None = None,
+        error_type: str | None = None,
+        error_code: str | None = None,
+        cache: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.decision = decision
+        self.deployment = deployment
+        self.ok = ok
+        self.status = status
+        self.latency = latency
+        self.attempts = attempts
+        self.ttft = ttft
+        self.usage = usage
+        self.cost = cost
+        self.error_type = error_type
+        self.error_code = error_code
+        self.cache = cache
+        self.extra = {} if extra is None else extra
 
     @property
     def kind(self) -> EndpointKind:

@@ -46,7 +46,8 @@ class _RequestIds:
             self._pool = os.urandom(12 * self._BATCH).hex()
             offset = 0
         self._offset = offset + 24
-        return f"req_{time.time_ns() // 1_000_000:012x}{self._pool[offset : offset + 24]}"
+        millis = (time.time_ns() // 1_000_000).to_bytes(6, "big").hex()  # 12 hex digits
+        return f"req_{millis}{self._pool[offset : offset + 24]}"
 
 
 new_request_id = _RequestIds().next

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from polyroute.clock import Clock
+from polyroute.formatting import rounded
 from polyroute.outcomes import Feedback, Outcome
 
 HISTORY = 300
@@ -264,8 +265,8 @@ class Traffic:
             "ok": outcome.ok,
             "status": outcome.status,
             "attempts": outcome.attempts,
-            "latency_ms": round(outcome.latency * 1000, 1),
-            "ttft_ms": None if outcome.ttft is None else round(outcome.ttft * 1000, 1),
+            "latency_ms": rounded(outcome.latency * 1000, 10),
+            "ttft_ms": None if outcome.ttft is None else rounded(outcome.ttft * 1000, 10),
             "usage": None
             if usage is None
             else {
@@ -275,7 +276,7 @@ class Traffic:
                 "images": usage.images,
                 "estimated": usage.estimated,
             },
-            "cost_usd": None if outcome.cost is None else round(outcome.cost, 8),
+            "cost_usd": None if outcome.cost is None else rounded(outcome.cost, 100_000_000),
             "error_code": outcome.error_code,
         }
         self._traced[outcome.request_id] = (outcome.ctx.caller.key_id, summary)

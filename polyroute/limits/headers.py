@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from polyroute.errors import RateLimited
+from polyroute.formatting import zero_padded
 from polyroute.limits.checks import BUDGET, PARALLEL, REQUESTS, TOKENS, Check, Demand, Verdict
 
 
@@ -18,9 +19,11 @@ def duration(seconds: float) -> str:
     """OpenAI's way of writing a reset time: ``20ms``, ``1.5s``, ``6m0s``."""
     if seconds < 1:
         return f"{round(seconds * 1000)}ms" if seconds > 0 else "0ms"
-    if seconds < 60:
-        text = f"{seconds:.3f}".rstrip("0").rstrip(".")
-        return f"{text}s"
+    if seconds < 60:  # to the millisecond, without a format spec (slow compiled)
+        whole, millis = divmod(round(seconds * 1000), 1000)
+        if not millis:
+            return f"{whole}s"
+        return f"{whole}.{zero_padded(millis, 3).rstrip('0')}s"
     minutes, rest = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes}m{rest}s"

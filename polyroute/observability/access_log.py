@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from polyroute.observability.formatting import field_text, iso_time
+from polyroute.formatting import field_text, iso_time, rounded
 from polyroute.observability.logs import ACCESS_LOGGER, LogSink, current_sink
 from polyroute.observability.settings import LogSettings
 from polyroute.outcomes import Feedback, Outcome
@@ -46,7 +46,7 @@ class AccessLog:
         line["strategy"] = decision.strategy if decision is not None else None
         line["attempts"] = outcome.attempts
         line["status"] = outcome.status
-        line["latency_ms"] = round(outcome.latency * 1000, 2)
+        line["latency_ms"] = rounded(outcome.latency * 1000, 100)
         if usage is not None:
             line["tokens_in"] = usage.prompt_tokens
             line["tokens_out"] = usage.completion_tokens
@@ -56,7 +56,7 @@ class AccessLog:
         if decision is not None and decision.arm is not None:
             line["arm"] = decision.arm
         if outcome.ttft is not None:
-            line["ttft_ms"] = round(outcome.ttft * 1000, 2)
+            line["ttft_ms"] = rounded(outcome.ttft * 1000, 100)
         if usage is not None and usage.estimated:
             line["tokens_estimated"] = True
         if outcome.cache is not None:

@@ -36,7 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 from pydantic import BaseModel, SecretStr
 
-from polyroute.observability.formatting import field_text, iso_time
+from polyroute.formatting import field_text, iso_time
 from polyroute.observability.writer import BackgroundWriter
 
 if TYPE_CHECKING:

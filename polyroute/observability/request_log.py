@@ -70,7 +70,7 @@ from typing import Any
 
 import orjson
 
-from polyroute.observability.formatting import iso_time
+from polyroute.formatting import iso_time
 from polyroute.observability.logs import Redactor
 from polyroute.observability.settings import RequestLogSettings
 from polyroute.observability.writer import BackgroundWriter

@@ -24,6 +24,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+from polyroute.formatting import zero_padded
 from polyroute.outcomes import Feedback, Outcome
 from polyroute.records.db import Database, describe, is_transient
 from polyroute.records.tables import NAME, SHORT, USER, requests
@@ -400,7 +401,7 @@ def _naive_utc_text(moment: datetime) -> str:
     """``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, as SQLAlchemy writes a DateTime to SQLite."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return f"{_utc_second(int(moment.timestamp()))}.{moment.microsecond:06d}"
+    return f"{_utc_second(int(moment.timestamp()))}.{zero_padded(moment.microsecond, 6)}"
 
 
 @functools.lru_cache(maxsize=64)  # a few column sets x nine sizes

@@ -1,5 +1,10 @@
-"""Text helpers shared by the process log's formatters and the access log (compiled with
-the access log: both run once per request)."""
+"""Text and number helpers for lines written once per request (the access log, the
+process log's formatters, the dashboard's traces), compiled with the request path.
+
+Compiled, an f-string's format spec (``{n:03d}``) and ``round(x, digits)`` are slow
+calls (about 800 and 350 ns on this machine kind, against 40 to 150 ns for what is
+used here instead).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 import orjson
 
 _clock: list[tuple[int, str]] = [(-1, "")]
+_MILLIS = [f".{n:03d}Z" for n in range(1000)]
 
 
 def iso_time(epoch: float) -> str:
@@ -19,7 +25,17 @@ def iso_time(epoch: float) -> str:
     if cached[0] != second:
         cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         _clock[0] = cached
-    return f"{cached[1]}.{int((epoch - second) * 1000):03d}Z"
+    return cached[1] + _MILLIS[int((epoch - second) * 1000)]
+
+
+def rounded(value: float, scale: int) -> float:
+    """A non-negative `value` to 1/`scale` (100: two decimals), halves up."""
+    return int(value * scale + 0.5) / scale
+
+
+def zero_padded(number: int, width: int) -> str:
+    """`number` (0 <= number < 10**width) in `width` digits, zeros first."""
+    return str(10**width + number)[1:]
 
 
 def field_text(value: Any) -> str:
