@@ -35,8 +35,11 @@ from setuptools.command.build_ext import build_ext
 # access log is a module of its own for that reason), the router, which tracing
 # instruments per instance (and whose own work is one lookup), and api/proxy.py:
 # compiled, an upstream cut mid-stream (tests/keys/test_canary.py, the `instant`
-# simulator) escaped the stream's `except` clauses and the client got a second, 500
-# response inside the stream; not understood yet (mypyc 2.4.1).
+# simulator) raised aiohttp's ClientPayloadError out of `_forward`'s `async for`, although
+# the compiled `_Chunks.__anext__` it awaits had caught it and raised UpstreamError
+# instead: the caught exception came back in the compiled caller (the pattern of
+# mypyc/mypyc#1177, with mypyc 2.4.1), and the client got a second, 500 response inside
+# the stream. Moving `_forward`'s `await`s out of its `except` clauses did not help.
 COMPILED = [
     "polyroute/api/auth.py",
     "polyroute/api/body.py",
