@@ -52,6 +52,7 @@ COMPILED = [
     "polyroute/events.py",
     "polyroute/execution/candidates.py",
     "polyroute/execution/executor.py",
+    "polyroute/execution/results.py",
     "polyroute/execution/retry.py",
     "polyroute/formatting.py",
     "polyroute/limits/checks.py",

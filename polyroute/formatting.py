@@ -1,5 +1,6 @@
-"""Text and number helpers for lines written once per request (the access log, the
-process log's formatters, the dashboard's traces), compiled with the request path.
+"""Text and number helpers for what is written once per request (access log lines,
+dashboard traces, record rows, rate-limit headers; also the process log's formatters),
+compiled with the request path.
 
 Compiled, an f-string's format spec (``{n:03d}``) and ``round(x, digits)`` are slow
 calls (about 800 and 350 ns on this machine kind, against 40 to 150 ns for what is

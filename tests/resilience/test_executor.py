@@ -11,7 +11,8 @@ import pytest
 from polyroute.config import parse_config
 from polyroute.context import RequestContext
 from polyroute.errors import Overloaded, UpstreamConnectionError, UpstreamError
-from polyroute.execution.executor import Completed, Executor
+from polyroute.execution.executor import Executor
+from polyroute.execution.results import Completed
 from polyroute.kinds import EndpointKind
 from polyroute.routing.build import build_router
 from polyroute.routing.router import Router
