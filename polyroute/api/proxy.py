@@ -32,6 +32,7 @@ from polyroute.cache import CachePlan, Hit
 from polyroute.cache.assemble import AnswerAssembler
 from polyroute.context import RequestContext
 from polyroute.errors import GatewayError, Overloaded, UpstreamBadResponse, UpstreamError
+from polyroute.execution.results import Streaming
 from polyroute.gateway import Gateway
 from polyroute.kinds import EndpointKind
 from polyroute.limits.service import Ticket
@@ -171,29 +172,73 @@ async def _stream(
         )
     except ConnectionResetError:
         pass  # the client went away; closing the upstream below cancels its work
-    finally:
-        await opened.aclose(ok)
-        used = meter.usage or estimate(ctx, meter.events)
-        answer = assembler.answer() if assembler is not None and ok else None
-        if gateway.cache is not None and plan is not None and answer is not None:
-            body = orjson.dumps(answer)
-            gateway.cache.keep(ctx, plan, opened.deployment.name, body, used)
-        gateway.observers.report(
-            Outcome(
-                ctx,
-                decision,
-                opened.deployment,
-                ok=ok,
-                status=opened.status,
-                latency=time.monotonic() - started,
-                attempts=opened.attempts,
-                ttft=ttft,
-                usage=used,
-                cost=cost_of(opened.deployment, used),
-                cache=None if plan is None else "miss",
-            )
+    except BaseException:  # cancelled, or a bug of ours: close and record all the same
+        await _settle(
+            gateway,
+            ctx,
+            decision,
+            opened,
+            meter=meter,
+            assembler=assembler,
+            plan=plan,
+            ok=ok,
+            started=started,
+            ttft=ttft,
         )
+        raise
+    # not a `finally`: compiled, an await there re-raised an exception the stream had
+    # already handled (setup.py)
+    await _settle(
+        gateway,
+        ctx,
+        decision,
+        opened,
+        meter=meter,
+        assembler=assembler,
+        plan=plan,
+        ok=ok,
+        started=started,
+        ttft=ttft,
+    )
     return response
+
+
+async def _settle(
+    gateway: Gateway,
+    ctx: RequestContext,
+    decision: Decision,
+    opened: Streaming,
+    *,
+    meter: StreamUsage,
+    assembler: AnswerAssembler | None,
+    plan: CachePlan | None,
+    ok: bool,
+    started: float,
+    ttft: float,
+) -> None:
+    """A stream's end, however it came: the upstream closed, the answer cached when it
+    ended properly, the outcome reported."""
+    await opened.aclose(ok)
+    used = meter.usage or estimate(ctx, meter.events)
+    answer = assembler.answer() if assembler is not None and ok else None
+    if gateway.cache is not None and plan is not None and answer is not None:
+        body = orjson.dumps(answer)
+        gateway.cache.keep(ctx, plan, opened.deployment.name, body, used)
+    gateway.observers.report(
+        Outcome(
+            ctx,
+            decision,
+            opened.deployment,
+            ok=ok,
+            status=opened.status,
+            latency=time.monotonic() - started,
+            attempts=opened.attempts,
+            ttft=ttft,
+            usage=used,
+            cost=cost_of(opened.deployment, used),
+            cache=None if plan is None else "miss",
+        )
+    )
 
 
 async def _from_cache(

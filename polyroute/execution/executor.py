@@ -169,18 +169,16 @@ class Executor:
         self, ctx: RequestContext, decision: Decision, body: dict[str, Any]
     ) -> Streaming:
         async def attempt(deployment: Deployment, timeouts: Timeouts) -> Streaming:
-            response: UpstreamResponse | None = None
+            response = await self._send(ctx, deployment, body, timeouts, stream=True)
             try:
-                response = await self._send(ctx, deployment, body, timeouts, stream=True)
                 first, chunks = await _first_chunk(response, deployment)
-                opened = Streaming(
-                    deployment, 0, response.status, response.headers, first, chunks, response
-                )
-                response = None  # handed off: the caller closes it
-                return opened
-            finally:
-                if response is not None:
-                    await response.aclose()
+            except BaseException:  # not a `finally` with an await: see setup.py
+                await response.aclose()
+                raise
+            # handed off: the caller closes it
+            return Streaming(
+                deployment, 0, response.status, response.headers, first, chunks, response
+            )
 
         opened, attempts = await self._run(ctx, decision, attempt)
         opened.attempts = attempts
