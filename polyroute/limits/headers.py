@@ -17,8 +17,10 @@ from polyroute.limits.checks import BUDGET, PARALLEL, REQUESTS, TOKENS, Check, D
 
 def duration(seconds: float) -> str:
     """OpenAI's way of writing a reset time: ``20ms``, ``1.5s``, ``6m0s``."""
+    if seconds <= 0:
+        return "0ms"
     if seconds < 1:
-        return f"{round(seconds * 1000)}ms" if seconds > 0 else "0ms"
+        return f"{round(seconds * 1000)}ms"
     if seconds < 60:  # to the millisecond, without a format spec (slow compiled)
         whole, millis = divmod(round(seconds * 1000), 1000)
         if not millis:
@@ -32,10 +34,10 @@ def duration(seconds: float) -> str:
 
 
 _KINDS = (REQUESTS, TOKENS)  # the order of the headers: requests before tokens
-_NAMES = {
-    dim: (f"x-ratelimit-limit-{dim}", f"x-ratelimit-remaining-{dim}", f"x-ratelimit-reset-{dim}")
+_NAMES: tuple[tuple[str, str, str], ...] = tuple(
+    (f"x-ratelimit-limit-{dim}", f"x-ratelimit-remaining-{dim}", f"x-ratelimit-reset-{dim}")
     for dim in _KINDS
-}
+)  # per kind of _KINDS
 _LIMIT_TEXT: dict[float, str] = {}
 
 
@@ -58,10 +60,11 @@ def rate_headers(demand: Demand, verdict: Verdict) -> dict[str, str]:
             chosen[kind] = index
     headers: dict[str, str] = {}
     checks, reset = demand.checks, verdict.reset
-    for dim, index in zip(_KINDS, chosen, strict=True):
+    for kind in range(len(_KINDS)):  # not zip(..., strict=True): a generic call compiled
+        index = chosen[kind]
         if index < 0:
             continue
-        limit_name, remaining_name, reset_name = _NAMES[dim]
+        limit_name, remaining_name, reset_name = _NAMES[kind]
         left = remaining[index]
         limit = checks[index].limit
         text = _LIMIT_TEXT.get(limit)

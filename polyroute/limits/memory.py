@@ -73,7 +73,8 @@ class MemoryLimiter:
             refused(checks, passed, remaining, reset)
             return Verdict(False, remaining, reset, failed, retry)
         spent: dict[str, float] = {}
-        for check, stored in zip(checks, tats, strict=True):
+        for index in range(len(checks)):  # not zip(strict=True): a generic call compiled
+            check, stored = checks[index], tats[index]
             if stored is not None:
                 self._tat[check.key] = stored
             elif check.dim == PARALLEL:

@@ -21,11 +21,11 @@ import sqlite3
 import time
 from collections import deque
 from contextlib import suppress
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from polyroute.formatting import zero_padded
-from polyroute.outcomes import Feedback, Outcome
+from polyroute.outcomes import Feedback, Outcome, Usage
 from polyroute.records.db import Database, describe, is_transient
 from polyroute.records.tables import NAME, SHORT, USER, requests
 
@@ -173,16 +173,21 @@ class RecordWriter:
         while queue:
             size = min(self.batch_size, len(queue))
             self._batch = [queue.popleft() for _ in range(size)]
-            await self._write([_prepare(item) for _, item in self._batch])
+            await self._write([item for _, item in self._batch])
             self._batch = []
 
-    async def _write(self, rows: list[Row]) -> None:
+    async def _write(self, items: list[Row | RawRow]) -> None:
+        # SQLite takes the values straight from the raw rows; other databases take
+        # SQLAlchemy's insert of the prepared rows
+        sqlite = self.db.engine.dialect.name == "sqlite"
+        statements = _sqlite_batches(items) if sqlite else []
+        rows = [] if sqlite else [_prepare(item) for item in items]
         delay = 0.05
         while True:
             try:
                 async with self.db.engine.begin() as conn:
-                    if conn.dialect.name == "sqlite":
-                        for statement, values in _sqlite_batches(rows):
+                    if sqlite:
+                        for statement, values in statements:
                             await conn.exec_driver_sql(statement, values)
                     else:
                         await conn.execute(requests.insert(), rows)
@@ -193,9 +198,9 @@ class RecordWriter:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
                     continue
-                await self._write_each(rows, exc)
+                await self._write_each(rows or [_prepare(item) for item in items], exc)
                 return
-            self.written += len(rows)
+            self.written += len(items)
             self.batches += 1
             return
 
@@ -260,10 +265,18 @@ def _milliseconds(seconds: float) -> float:
     return int(seconds * 1_000_000) / 1000
 
 
+def _moment(stamp: int) -> datetime:
+    """A nanosecond timestamp as a UTC datetime, truncated to the microsecond (integer
+    arithmetic: its second is the one `_utc_second` and `_day` are given)."""
+    return _EPOCH + timedelta(microseconds=stamp // 1000)
+
+
 def _day(stamp: int) -> str:
-    """The UTC day of a nanosecond timestamp, ``YYYY-MM-DD``: of the same float seconds
-    the row's `time` is made from, so the two agree even at a day's last nanosecond."""
-    return _utc_second(int(stamp / 1e9))[:10]
+    """The UTC day of a nanosecond timestamp, ``YYYY-MM-DD``."""
+    return _utc_second(stamp // 1_000_000_000)[:10]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _utc_second(second: int) -> str:
@@ -328,7 +341,7 @@ def raw_of(outcome: Outcome) -> RawRow:
     )
 
 
-def _sqlite_batches(rows: list[Row]) -> list[tuple[str, tuple[Any, ...]]]:
+def _sqlite_batches(items: list[Row | RawRow]) -> list[tuple[str, tuple[Any, ...]]]:
     """Rows as SQLite's driver takes them: multi-row INSERTs, one per group of rows that
     fill the same columns (nearly every row of a batch fills the same ones), each naming
     only the columns that are not NULL, with values in the form SQLAlchemy would have
@@ -339,25 +352,14 @@ def _sqlite_batches(rows: list[Row]) -> list[tuple[str, tuple[Any, ...]]]:
     through its adapter lookup (a failed attribute lookup each). And one statement for
     many rows rather than `executemany`, which steps (and releases and retakes the GIL
     around) one statement per row: the writer alone went from 67,000 to 85,000 rows/s
-    (`bench/records_bench.py`)."""
+    (`bench/records_bench.py`). A raw row goes to its values directly, without the dict
+    and datetime `_prepare` makes (a third of the writer's instructions per row)."""
     groups: dict[tuple[str, ...], list[Any]] = {}
-    for row in rows:
-        names: list[str] = []
-        values: list[Any] = []
-        for name, value in row.items():
-            if value is None:
-                continue
-            names.append(name)
-            if value.__class__ is datetime:
-                values.append(_naive_utc_text(value))
-            elif value.__class__ is bool:
-                values.append(int(value))
-            else:
-                values.append(value)
-        key = tuple(names)
-        group = groups.get(key)
+    for item in items:
+        names, values = _raw_values(item) if isinstance(item, tuple) else _row_values(item)
+        group = groups.get(names)
         if group is None:
-            groups[key] = values
+            groups[names] = values
         else:
             group.extend(values)
     statements: list[tuple[str, tuple[Any, ...]]] = []
@@ -369,6 +371,142 @@ def _sqlite_batches(rows: list[Row]) -> list[tuple[str, tuple[Any, ...]]]:
             statements.append((_sqlite_insert(columns, size), tuple(flat[start:end])))
             start = end
     return statements
+
+
+def _row_values(row: Row) -> tuple[tuple[str, ...], list[Any]]:
+    """A dict row's columns that are not NULL, and their values for SQLite."""
+    row = _prepare(row)
+    names: list[str] = []
+    values: list[Any] = []
+    for name, value in row.items():
+        if value is None:
+            continue
+        names.append(name)
+        kind = type(value)
+        if kind is datetime:
+            values.append(_naive_utc_text(value))
+        elif kind is bool:
+            values.append(int(value))
+        else:
+            values.append(value)
+    return tuple(names), values
+
+
+def _raw_values(item: RawRow) -> tuple[tuple[str, ...], list[Any]]:
+    """A raw row's columns that are not NULL, and their values for SQLite: the same
+    values `_row_values(_prepare(item))` gives."""
+    (
+        request_id,
+        stamp,
+        key_id,
+        end_user,
+        kind,
+        model,
+        route,
+        deployment,
+        strategy,
+        experiment,
+        arm,
+        stream,
+        status,
+        ok,
+        error_type,
+        error_code,
+        latency,
+        ttft,
+        attempts,
+        usage,
+        cost,
+    ) = item
+    second = _utc_second(stamp // 1_000_000_000)
+    micro = stamp // 1000 % 1_000_000
+    used = cast("Usage | None", usage)
+    full: list[Any] = [
+        _clip(request_id, SHORT),
+        second + "." + zero_padded(micro, 6),
+        second[:10],
+        key_id,
+        _clip(end_user, USER),
+        str(kind),
+        _clip(model, NAME),
+        route,
+        deployment,
+        _clip(strategy, SHORT),
+        experiment,
+        _clip(arm, NAME),
+        None if stream is None else int(stream),
+        status,
+        None if ok is None else int(ok),
+        _clip(error_type, SHORT),
+        _clip(error_code, SHORT),
+        _milliseconds(latency),
+        None if ttft is None else _milliseconds(ttft),
+        attempts,
+    ]
+    if used is None:
+        full += (None, None, None, None, None)
+    else:
+        estimated = used.estimated
+        full += (
+            used.prompt_tokens,
+            used.completion_tokens,
+            used.cached_tokens,
+            used.images,
+            None if estimated is None else int(estimated),
+        )
+    full.append(cost)
+    present = 0  # a bit per column that is not NULL: the key of the names' tuple
+    bit = 1
+    values: list[Any] = []
+    for value in full:
+        if value is not None:
+            present |= bit
+            values.append(value)
+        bit <<= 1
+    names = _NAMES.get(present)
+    if names is None:
+        if len(_NAMES) > 1024:
+            _NAMES.clear()
+        names = _NAMES[present] = tuple(
+            name for index, name in enumerate(_COLUMNS) if present >> index & 1
+        )
+    return names, values
+
+
+_NAMES: dict[int, tuple[str, ...]] = {}
+"""The column names of each combination of non-NULL columns seen (a handful: the NULLs
+follow the kind of outcome, e.g. errors have no usage)."""
+
+
+_COLUMNS = (
+    "request_id",
+    "time",
+    "day",
+    "key_id",
+    "end_user",
+    "kind",
+    "model",
+    "route",
+    "deployment",
+    "strategy",
+    "experiment",
+    "arm",
+    "stream",
+    "status",
+    "ok",
+    "error_type",
+    "error_code",
+    "latency_ms",
+    "ttft_ms",
+    "attempts",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "images",
+    "estimated",
+    "cost",
+)
+"""The columns of a raw row's values, in `_raw_values`'s order (`_prepare`'s too)."""
 
 
 def statement_sizes(rows: int, fit: int) -> list[int]:
@@ -424,9 +562,8 @@ def _prepare(item: Row | RawRow) -> Row:
     if isinstance(item, dict):
         stamp = item["time"]
         if isinstance(stamp, int):
-            moment = datetime.fromtimestamp(stamp / 1e9, UTC)
-            item["time"] = moment
-            item["day"] = moment.date().isoformat()
+            item["time"] = _moment(stamp)
+            item["day"] = _day(stamp)
         return item
     (
         request_id,
@@ -451,10 +588,9 @@ def _prepare(item: Row | RawRow) -> Row:
         usage,
         cost,
     ) = item
-    moment = datetime.fromtimestamp(stamp / 1e9, UTC)
     return {
         "request_id": _clip(request_id, SHORT),
-        "time": moment,
+        "time": _moment(stamp),
         "day": _day(stamp),
         "key_id": key_id,
         "end_user": _clip(end_user, USER),

@@ -112,6 +112,7 @@ class _Flaky:
     def __init__(self, db: Database, failures: int) -> None:
         self.db, self.url, self.failures = db, db.url, failures
         self.engine = self
+        self.dialect = db.engine.dialect
 
     def begin(self) -> Any:
         if self.failures > 0:
@@ -161,3 +162,30 @@ def test_sqlite_statements_come_in_a_few_sizes() -> None:
         shapes.update(sizes)
     assert shapes == {1, 2, 4, 8, 16, 32, 64, 128, 256}
     assert statement_sizes(100, 41) == [32, 32, 32, 4]  # SQLite before 3.32: 999 values
+
+
+def test_raw_rows_give_sqlite_the_values_of_their_prepared_rows() -> None:
+    """The SQLite path's shortcut from an outcome's raw row to bound values agrees with
+    the dict `_prepare` makes (and the generic dict path): the same columns and values,
+    NULLs left out, for outcomes with and without usage, stream and error figures."""
+    from polyroute.outcomes import Usage
+    from polyroute.records.writer import _prepare, _raw_values, _row_values, raw_of
+    from tests.observability.helpers import offline_gateway, outcome
+
+    gateway = offline_gateway()
+    cases = [
+        outcome(gateway),
+        outcome(gateway, ok=False, status=502, error_type="upstream_error", usage=None),
+        outcome(gateway, ttft=0.0123456, usage=Usage(7, 3, cached_tokens=2, estimated=True)),
+        outcome(gateway, routed=False, user="end-user\x00x", latency=1.5),
+    ]
+    for case in cases:
+        raw = raw_of(case)
+        names, values = _raw_values(raw)
+        assert (names, values) == _row_values(_prepare(raw))
+        row = dict(zip(names, values, strict=True))
+        assert row["day"] == row["time"][:10]
+        assert len(row["time"]) == len("2026-11-26 14:00:00.000000")
+        assert None not in values
+    assert "estimated" in _raw_values(raw_of(cases[2]))[0]
+    assert "completion_tokens" not in _raw_values(raw_of(cases[1]))[0]
