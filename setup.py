@@ -69,10 +69,12 @@ COMPILED = [
     "polyroute/outcomes.py",
     "polyroute/providers/alarms.py",
     "polyroute/providers/openai_compat.py",
+    "polyroute/providers/request.py",
     "polyroute/records/writer.py",
     "polyroute/routing/decision.py",
     "polyroute/routing/policy.py",
     "polyroute/routing/rules/conditions.py",
+    "polyroute/state/local_stats.py",
     "polyroute/state/window.py",
     "polyroute/usage.py",
 ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from polyroute.config.schema import DeploymentConfig, PriceConfig, TimeoutConfig
 from polyroute.kinds import TEXT_KINDS, EndpointKind
-from polyroute.providers.base import Timeouts
+from polyroute.providers.request import Timeouts
 
 
 @dataclass(eq=False, slots=True)

@@ -39,7 +39,8 @@ from polyroute.execution.candidates import Candidates
 from polyroute.execution.results import Completed, Streaming
 from polyroute.execution.retry import Backoff, error_class, retry_after
 from polyroute.execution.upstream_errors import error_from_response
-from polyroute.providers.base import Provider, Timeouts, UpstreamRequest, UpstreamResponse
+from polyroute.providers.base import Provider, UpstreamResponse
+from polyroute.providers.request import Timeouts, UpstreamRequest
 from polyroute.routing.decision import Decision
 from polyroute.routing.runtime import Runtime
 from polyroute.state.base import RetryBudget

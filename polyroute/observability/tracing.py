@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from polyroute.deployment import Deployment
     from polyroute.execution.executor import Attempt, AttemptRunner
     from polyroute.gateway import Gateway
-    from polyroute.providers.base import Timeouts
+    from polyroute.providers.request import Timeouts
 
 T = TypeVar("T")
 

@@ -12,50 +12,18 @@ status is *not* raised: the response is returned and the executor decides what i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
-from polyroute.kinds import EndpointKind
+from polyroute.providers.request import Timeouts, UpstreamRequest
 
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Per-attempt time limits in seconds (None = no limit for that phase).
-
-    connect: opening the TCP connection; first_byte: from sending the request to the
-    response headers; idle: between two chunks of the body; total: the whole attempt.
-    """
-
-    connect: float | None = 5.0
-    first_byte: float | None = 60.0
-    idle: float | None = 60.0
-    total: float | None = 600.0
-
-    def within(self, remaining: float) -> Timeouts:
-        """These limits, none longer than `remaining` (what is left of a request's deadline)."""
-        if self.total is not None and self.total <= remaining:
-            return self
-        return Timeouts(
-            connect=_min(self.connect, remaining),
-            first_byte=_min(self.first_byte, remaining),
-            idle=_min(self.idle, remaining),
-            total=remaining,
-        )
-
-
-def _min(value: float | None, cap: float) -> float:
-    return cap if value is None else min(value, cap)
-
-
-@dataclass(slots=True)
-class UpstreamRequest:
-    """One attempt against one deployment. `body` already carries the upstream model id."""
-
-    kind: EndpointKind
-    body: dict[str, Any]
-    stream: bool
-    request_id: str
-    timeouts: Timeouts = field(default_factory=Timeouts)
+__all__ = [
+    "BufferedResponse",
+    "Provider",
+    "Timeouts",
+    "UpstreamRequest",
+    "UpstreamResponse",
+]
 
 
 @runtime_checkable

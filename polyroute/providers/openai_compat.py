@@ -26,7 +26,7 @@ from polyroute.errors import (
 )
 from polyroute.kinds import UPSTREAM_PATHS
 from polyroute.providers.alarms import Alarm, AlarmWheel, wheel_of
-from polyroute.providers.base import Timeouts, UpstreamRequest
+from polyroute.providers.request import Timeouts, UpstreamRequest
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 

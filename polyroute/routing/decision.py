@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from polyroute.deployment import Deployment
-from polyroute.providers.base import Timeouts
+from polyroute.providers.request import Timeouts
 from polyroute.routing.target import Target
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from polyroute.context import RequestContext
 from polyroute.deployment import Deployment
 from polyroute.errors import InvalidRequest
 from polyroute.kinds import EndpointKind
-from polyroute.providers.base import Timeouts
+from polyroute.providers.request import Timeouts
 from polyroute.routing.decision import Decision, Rejection
 from polyroute.routing.filters import Filter
 from polyroute.routing.strategies.base import Ranking, Strategy

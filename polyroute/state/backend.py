@@ -17,7 +17,8 @@ from polyroute.config.schema import GatewayConfig
 from polyroute.limits.base import Limiter
 from polyroute.limits.memory import MemoryLimiter
 from polyroute.state.base import CircuitBreakers, LiveStats, RetryBudget
-from polyroute.state.memory import MemoryBreakers, MemoryLiveStats, MemoryRetryBudget
+from polyroute.state.local_stats import MemoryLiveStats, MemoryRetryBudget
+from polyroute.state.memory import MemoryBreakers
 
 if TYPE_CHECKING:
     from polyroute.state.redis_conn import RedisConnection

@@ -13,7 +13,7 @@ import math
 
 from polyroute.clock import Clock
 from polyroute.config.schema import RetryBudgetConfig
-from polyroute.state.memory import MemoryRetryBudget
+from polyroute.state.local_stats import MemoryRetryBudget
 from polyroute.state.redis_conn import RedisConnection
 from polyroute.state.redis_sync import STALE_ROUNDS
 

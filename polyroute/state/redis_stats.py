@@ -15,7 +15,7 @@ from __future__ import annotations
 from polyroute.clock import Clock
 from polyroute.config.schema import StatsConfig
 from polyroute.state.base import DeploymentStats
-from polyroute.state.memory import MemoryLiveStats
+from polyroute.state.local_stats import MemoryLiveStats
 from polyroute.state.redis_conn import RedisConnection
 from polyroute.state.redis_sync import FMT, STALE_ROUNDS
 

@@ -119,8 +119,13 @@ class RulesStrategy(Strategy):
             value = self._getters[field](ctx)
             if isinstance(value, (frozenset, set, list, tuple)):
                 buckets.extend(table[v] for v in value if isinstance(v, Hashable) and v in table)
-            elif isinstance(value, Hashable) and value in table:
-                buckets.append(table[value])
+            else:
+                try:  # not isinstance(value, Hashable): an ABC check is a Python call
+                    bucket = table.get(value)
+                except TypeError:  # unhashable (a dict or a list of a field's value)
+                    bucket = None
+                if bucket is not None:
+                    buckets.append(bucket)
         if len(buckets) <= 1:
             return buckets[0] if buckets else ()
         # the buckets come from the config: the few ways they combine are merged once
