@@ -42,7 +42,8 @@ from setuptools.command.build_ext import build_ext
 # aiohttp's ClientPayloadError escaping api/proxy.py's stream after `_Chunks.__anext__`
 # had translated it, tests/keys/test_canary.py; reproduced outside the project in a
 # small module, where the same code with `except BaseException: ...; raise` and the
-# clean-up after the `try` works). Write the clean-up that way instead.
+# clean-up after the `try` works). Write the clean-up that way instead (or keep the
+# exception, clean up after the `try`, then raise it, as api/proxy.py's `_stream` does).
 COMPILED = [
     "polyroute/api/auth.py",
     "polyroute/api/body.py",

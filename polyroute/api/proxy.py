@@ -162,6 +162,7 @@ async def _stream(
     meter = StreamUsage(withhold=not wants_stream_usage(ctx.body))
     assembler = AnswerAssembler(ctx.kind) if plan is not None else None
     ok = True  # a client that leaves is not the upstream's failure
+    failure: BaseException | None = None
     try:
         await response.prepare(request)
         name = opened.deployment.name
@@ -172,20 +173,8 @@ async def _stream(
         )
     except ConnectionResetError:
         pass  # the client went away; closing the upstream below cancels its work
-    except BaseException:  # cancelled, or a bug of ours: close and record all the same
-        await _settle(
-            gateway,
-            ctx,
-            decision,
-            opened,
-            meter=meter,
-            assembler=assembler,
-            plan=plan,
-            ok=ok,
-            started=started,
-            ttft=ttft,
-        )
-        raise
+    except BaseException as exc:  # cancelled, or a bug of ours: close and record all the same
+        failure = exc
     # not a `finally`: compiled, an await there re-raised an exception the stream had
     # already handled (setup.py)
     await _settle(
@@ -200,6 +189,8 @@ async def _stream(
         started=started,
         ttft=ttft,
     )
+    if failure is not None:
+        raise failure
     return response
 
 

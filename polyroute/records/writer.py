@@ -395,66 +395,14 @@ def _row_values(row: Row) -> tuple[tuple[str, ...], list[Any]]:
 def _raw_values(item: RawRow) -> tuple[tuple[str, ...], list[Any]]:
     """A raw row's columns that are not NULL, and their values for SQLite: the same
     values `_row_values(_prepare(item))` gives."""
-    (
-        request_id,
-        stamp,
-        key_id,
-        end_user,
-        kind,
-        model,
-        route,
-        deployment,
-        strategy,
-        experiment,
-        arm,
-        stream,
-        status,
-        ok,
-        error_type,
-        error_code,
-        latency,
-        ttft,
-        attempts,
-        usage,
-        cost,
-    ) = item
+    full = _column_values(item)
+    stamp: int = full[_TIME]
     second = _utc_second(stamp // 1_000_000_000)
-    micro = stamp // 1000 % 1_000_000
-    used = cast("Usage | None", usage)
-    full: list[Any] = [
-        _clip(request_id, SHORT),
-        second + "." + zero_padded(micro, 6),
-        second[:10],
-        key_id,
-        _clip(end_user, USER),
-        str(kind),
-        _clip(model, NAME),
-        route,
-        deployment,
-        _clip(strategy, SHORT),
-        experiment,
-        _clip(arm, NAME),
-        None if stream is None else int(stream),
-        status,
-        None if ok is None else int(ok),
-        _clip(error_type, SHORT),
-        _clip(error_code, SHORT),
-        _milliseconds(latency),
-        None if ttft is None else _milliseconds(ttft),
-        attempts,
-    ]
-    if used is None:
-        full += (None, None, None, None, None)
-    else:
-        estimated = used.estimated
-        full += (
-            used.prompt_tokens,
-            used.completion_tokens,
-            used.cached_tokens,
-            used.images,
-            None if estimated is None else int(estimated),
-        )
-    full.append(cost)
+    full[_TIME] = second + "." + zero_padded(stamp // 1000 % 1_000_000, 6)
+    for index in _BOOLEANS:
+        flag = full[index]
+        if flag is not None:
+            full[index] = int(flag)
     present = 0  # a bit per column that is not NULL: the key of the names' tuple
     bit = 1
     values: list[Any] = []
@@ -506,7 +454,7 @@ _COLUMNS = (
     "estimated",
     "cost",
 )
-"""The columns of a raw row's values, in `_raw_values`'s order (`_prepare`'s too)."""
+"""The columns of a raw row's values, in `_column_values`' order."""
 
 
 def statement_sizes(rows: int, fit: int) -> list[int]:
@@ -565,6 +513,14 @@ def _prepare(item: Row | RawRow) -> Row:
             item["time"] = _moment(stamp)
             item["day"] = _day(stamp)
         return item
+    values = _column_values(item)
+    values[_TIME] = _moment(values[_TIME])
+    return {name: values[index] for index, name in enumerate(_COLUMNS)}
+
+
+def _column_values(item: RawRow) -> list[Any]:
+    """A raw row's values in `_COLUMNS`' order: strings clipped to their columns (and free
+    of NUL, which PostgreSQL refuses), the time still the nanosecond stamp."""
     (
         request_id,
         stamp,
@@ -588,31 +544,42 @@ def _prepare(item: Row | RawRow) -> Row:
         usage,
         cost,
     ) = item
-    return {
-        "request_id": _clip(request_id, SHORT),
-        "time": _moment(stamp),
-        "day": _day(stamp),
-        "key_id": key_id,
-        "end_user": _clip(end_user, USER),
-        "kind": kind.value,
-        "model": _clip(model, NAME),
-        "route": route,
-        "deployment": deployment,
-        "strategy": _clip(strategy, SHORT),
-        "experiment": experiment,
-        "arm": _clip(arm, NAME),
-        "stream": stream,
-        "status": status,
-        "ok": ok,
-        "error_type": _clip(error_type, SHORT),
-        "error_code": _clip(error_code, SHORT),
-        "latency_ms": _milliseconds(latency),
-        "ttft_ms": None if ttft is None else _milliseconds(ttft),
-        "attempts": attempts,
-        "prompt_tokens": None if usage is None else usage.prompt_tokens,
-        "completion_tokens": None if usage is None else usage.completion_tokens,
-        "cached_tokens": None if usage is None else usage.cached_tokens,
-        "images": None if usage is None else usage.images,
-        "estimated": None if usage is None else usage.estimated,
-        "cost": cost,
-    }
+    values: list[Any] = [
+        _clip(request_id, SHORT),
+        stamp,
+        _day(stamp),
+        key_id,
+        _clip(end_user, USER),
+        str(kind),  # a StrEnum: its value
+        _clip(model, NAME),
+        route,
+        deployment,
+        _clip(strategy, SHORT),
+        experiment,
+        _clip(arm, NAME),
+        stream,
+        status,
+        ok,
+        _clip(error_type, SHORT),
+        _clip(error_code, SHORT),
+        _milliseconds(latency),
+        None if ttft is None else _milliseconds(ttft),
+        attempts,
+    ]
+    used = cast("Usage | None", usage)
+    if used is None:
+        values += (None, None, None, None, None)
+    else:
+        values += (
+            used.prompt_tokens,
+            used.completion_tokens,
+            used.cached_tokens,
+            used.images,
+            used.estimated,
+        )
+    values.append(cost)
+    return values
+
+
+_TIME = 1
+_BOOLEANS = (12, 14, 24)  # stream, ok, estimated: integers for SQLite
