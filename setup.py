@@ -71,6 +71,7 @@ COMPILED = [
     "polyroute/providers/alarms.py",
     "polyroute/providers/openai_compat.py",
     "polyroute/providers/request.py",
+    "polyroute/records/rows.py",
     "polyroute/records/writer.py",
     "polyroute/routing/decision.py",
     "polyroute/routing/policy.py",

@@ -25,7 +25,8 @@ from polyroute.kinds import EndpointKind
 from polyroute.outcomes import Outcome, Usage
 from polyroute.records.db import Database
 from polyroute.records.keys import KeyRepository
-from polyroute.records.writer import RecordWriter, row_of
+from polyroute.records.rows import row_of
+from polyroute.records.writer import RecordWriter
 
 CONFIG = (
     "models:\n  - {name: m, provider: simulator, profile: instant}\nrecords: {enabled: false}\n"

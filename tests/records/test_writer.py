@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from polyroute.records.db import Database
-from polyroute.records.writer import RecordWriter, statement_sizes
+from polyroute.records.rows import statement_sizes
+from polyroute.records.writer import RecordWriter
 
 
 def row(n: int, **overrides: Any) -> dict[str, Any]:
@@ -166,10 +167,10 @@ def test_sqlite_statements_come_in_a_few_sizes() -> None:
 
 def test_raw_rows_give_sqlite_the_values_of_their_prepared_rows() -> None:
     """The SQLite path's shortcut from an outcome's raw row to bound values agrees with
-    the dict `_prepare` makes (and the generic dict path): the same columns and values,
+    the dict `prepare` makes (and the generic dict path): the same columns and values,
     NULLs left out, for outcomes with and without usage, stream and error figures."""
     from polyroute.outcomes import Usage
-    from polyroute.records.writer import _prepare, _raw_values, _row_values, raw_of
+    from polyroute.records.rows import _raw_values, _row_values, prepare, raw_of
     from tests.observability.helpers import offline_gateway, outcome
 
     gateway = offline_gateway()
@@ -182,7 +183,7 @@ def test_raw_rows_give_sqlite_the_values_of_their_prepared_rows() -> None:
     for case in cases:
         raw = raw_of(case)
         names, values = _raw_values(raw)
-        assert (names, values) == _row_values(_prepare(raw))
+        assert (names, values) == _row_values(prepare(raw))
         row = dict(zip(names, values, strict=True))
         assert row["day"] == row["time"][:10]
         assert len(row["time"]) == len("2026-11-26 14:00:00.000000")
