@@ -28,12 +28,17 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 # The modules every proxied request runs through (py-spy and callgrind profiles of
-# bench/overhead-full.yaml). Not here: modules with pydantic models (mypyc would compile
-# them as native classes, which pydantic cannot build), modules with async generators
-# (mypyc does not compile them), and observability's logs and metrics (compiled, their
-# subclasses of logging's and prometheus_client's classes failed the test suite; the
-# access log is a module of its own for that reason), the router, which tracing
-# instruments per instance (and whose own work is one lookup).
+# bench/overhead-full.yaml). Not here: modules with pydantic models (mypyc cannot build
+# their classes: a strategy's options live in a module of their own for that reason),
+# modules with async generators (mypyc does not compile them), and observability's logs
+# and metrics (compiled, their subclasses of logging's and prometheus_client's classes
+# failed the test suite; the access log is a module of its own for that reason).
+#
+# A compiled class that plug-ins or other modules subclass (Filter, Strategy,
+# MemoryBreakers) carries `@mypyc_attr(allow_interpreted_subclasses=True)`
+# (mypy_extensions, a runtime dependency); its built-in subclasses stay native calls.
+# Compiled methods cannot be replaced per instance: give a hook attribute instead
+# (Router.wrap_decide, Executor.wrap_attempt).
 #
 # In a compiled coroutine, no `await` inside a `finally` (tests/test_compiled_rules.py
 # checks): with mypyc 2.4.1, when a task's awaited future fails, the exception is thrown
@@ -59,6 +64,7 @@ COMPILED = [
     "polyroute/execution/executor.py",
     "polyroute/execution/results.py",
     "polyroute/execution/retry.py",
+    "polyroute/experiments.py",
     "polyroute/formatting.py",
     "polyroute/limits/checks.py",
     "polyroute/limits/gcra.py",
@@ -66,6 +72,7 @@ COMPILED = [
     "polyroute/limits/memory.py",
     "polyroute/limits/service.py",
     "polyroute/observability/access_log.py",
+    "polyroute/observability/series.py",
     "polyroute/observability/writer.py",
     "polyroute/outcomes.py",
     "polyroute/providers/alarms.py",
@@ -74,9 +81,15 @@ COMPILED = [
     "polyroute/records/rows.py",
     "polyroute/records/writer.py",
     "polyroute/routing/decision.py",
+    "polyroute/routing/filters.py",
     "polyroute/routing/policy.py",
+    "polyroute/routing/router.py",
     "polyroute/routing/rules/conditions.py",
+    "polyroute/routing/rules/fields.py",
+    "polyroute/routing/strategies/base.py",
+    "polyroute/routing/strategies/rules.py",
     "polyroute/state/local_stats.py",
+    "polyroute/state/memory.py",
     "polyroute/state/window.py",
     "polyroute/usage.py",
 ]

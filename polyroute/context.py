@@ -189,6 +189,8 @@ class RequestContext:
 def estimate_tokens(text: str) -> int:
     """A tokenizer-free estimate: ASCII runs at ~4 chars/token, other chars ~1 token each."""
     chars = len(text)
+    if text.isascii():  # a flag of the string: no copy to count bytes
+        return (chars + 3) // 4
     wide = (len(text.encode("utf-8")) - chars) // 2  # a 3-byte CJK char adds 2 bytes
     return (chars - wide + 3) // 4 + wide
 

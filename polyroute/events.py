@@ -11,15 +11,22 @@ _EVENT_END = re.compile(rb"\r?\n\r?\n")
 def event_ends(data: bytes) -> list[int]:
     """Where each complete event in `data` ends (after its blank line).
 
-    Streams are LF-delimited in practice: found with bytes.find. The regex (CRLF too) runs
-    only when a CR is present: a pattern that may start with an optional CR is tried at
-    every position, and it was a third of a streamed request's instructions (callgrind).
+    Streams are LF-delimited in practice: found by looking for single LFs, which
+    bytes.find does with memchr (a two-byte pattern, or `in`, takes the general search:
+    about a third of this function's time per upstream chunk, measured compiled). The
+    regex (CRLF too) runs only when a CR is present: a pattern that may start with an
+    optional CR is tried at every position (callgrind: a third of a streamed request's
+    instructions).
     """
-    if b"\r" in data:
+    if data.find(b"\r") >= 0:
         return [match.end() for match in _EVENT_END.finditer(data)]
     ends = []
-    at = data.find(b"\n\n")
+    last = len(data) - 1
+    at = data.find(b"\n")
     while at >= 0:
-        ends.append(at + 2)
-        at = data.find(b"\n\n", at + 2)
+        if at < last and data[at + 1] == 10:  # a blank line: LF LF
+            ends.append(at + 2)
+            at = data.find(b"\n", at + 2)
+        else:  # the end of one line of a multi-line event
+            at = data.find(b"\n", at + 1)
     return ends

@@ -42,3 +42,31 @@ def test_the_check_finds_an_await_in_finally() -> None:
         "    except BaseException:\n        await x\n        raise\n"
     )
     assert _awaits_in_finally(ast.parse(clean)) == []
+
+
+def _pydantic_models(module_name: str) -> list[str]:
+    """The pydantic model classes that the module defines itself."""
+    import importlib
+    import inspect
+
+    from pydantic import BaseModel
+
+    module = importlib.import_module(module_name)
+    return [
+        f"{module_name}.{value.__qualname__}"
+        for value in vars(module).values()
+        if inspect.isclass(value)
+        and value.__module__ == module_name
+        and issubclass(value, BaseModel)
+    ]
+
+
+def test_no_pydantic_models_in_compiled_modules() -> None:
+    """setup.py: mypyc cannot build a pydantic model's class (its C does not compile), so
+    options and specs live in modules of their own (e.g. routing/rules/options.py)."""
+    assert [model for name in compiled_modules() for model in _pydantic_models(name)] == []
+
+
+def test_the_check_finds_pydantic_models() -> None:
+    found = _pydantic_models("polyroute.routing.rules.options")
+    assert "polyroute.routing.rules.options.RuleSpec" in found

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from polyroute.formatting import field_text, iso_time, rounded
-from polyroute.observability.logs import ACCESS_LOGGER, LogSink, current_sink
+from polyroute.observability.logs import ACCESS_LOGGER, INSTALLED, LogSink
 from polyroute.observability.settings import LogSettings
 from polyroute.outcomes import Feedback, Outcome
 
@@ -40,7 +40,7 @@ class AccessLog:
         deployment = outcome.deployment
         usage = outcome.usage
         line["request_id"] = ctx.request_id
-        line["kind"] = ctx.kind.value
+        line["kind"] = str(ctx.kind)  # a StrEnum: its value, without the Python property
         line["route"] = decision.route if decision is not None else None
         line["deployment"] = deployment.name if deployment is not None else None
         line["strategy"] = decision.strategy if decision is not None else None
@@ -77,7 +77,7 @@ class AccessLog:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        sink = self._sink or current_sink()
+        sink = self._sink or (INSTALLED[-1] if INSTALLED else None)
         if sink is None:  # no sink in this process (embedded): plain logging
             logger.info("request", extra=self.fields(outcome))
             return

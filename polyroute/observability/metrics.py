@@ -1,18 +1,20 @@
 """Prometheus metrics: an outcome observer that counts requests, plus gauges read from the
 gateway's state when scraped; served at GET /metrics.
 
-Per request the observer only adds to plain Python numbers of the request's series (one
-dict lookup, a few additions, a bisect for the histogram bucket); the numbers are moved
-into prometheus-client's metrics at scrape time, and every `refresh_interval` seconds when
-several workers share the figures. That keeps the request path at about a microsecond or
-two (bench/observers_cost.py) instead of the ~10 microseconds of calling prometheus-client
-once per metric per request.
+Per request the observer only adds to plain Python numbers of the request's series
+(polyroute.observability.series, compiled: one dict lookup, a few additions, a bisect for
+the histogram bucket); the numbers are moved into prometheus-client's metrics at scrape
+time, and every `refresh_interval` seconds when several workers share the figures. That
+keeps the request path at about a microsecond (bench/observers_cost.py) instead of the
+~10 microseconds of calling prometheus-client once per metric per request.
 
 **Labels** are bounded: `route`, `deployment`, `strategy` and `arm` come from the config
 (the decision's route, never the `model` string a client sent: a request that failed before
 routing has ``route=""``), `kind` is one of four, `status` an HTTP status and `error_type`
 one of the gateway's error types (``other`` for anything an upstream invented). As a last
 guard, past `MAX_SERIES` label sets new ones are counted under ``"other"`` values.
+Errors, retries, fallbacks and cache lookups are counted the same way and reach
+prometheus-client at the same moments.
 
 **Several workers** (``polyroute serve --workers N``): the supervisor points
 ``PROMETHEUS_MULTIPROC_DIR`` at an empty directory before starting the workers
@@ -33,13 +35,13 @@ import logging
 import os
 import resource
 import time
-from bisect import bisect_left
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from polyroute.observability.multiprocess import multiprocess_dir
+from polyroute.observability.series import MAX_SERIES, OTHER, SeriesTable
 from polyroute.observability.settings import MetricsSettings
 from polyroute.outcomes import Feedback, Outcome
 
@@ -49,43 +51,9 @@ if TYPE_CHECKING:
     from polyroute.gateway import Gateway
 
 log = logging.getLogger("polyroute.metrics")
-MAX_SERIES = 5_000
-OTHER = "other"
-ERROR_TYPES = frozenset(
-    {
-        "invalid_request_error",
-        "authentication_error",
-        "permission_error",
-        "not_found_error",
-        "rate_limit_error",
-        "upstream_error",
-        "timeout_error",
-        "overloaded_error",
-        "server_error",
-    }
-)
 BREAKER_STATES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 SERIES_LABELS = ("kind", "route", "deployment", "strategy", "arm")
 SourceKind = Literal["counter", "gauge"]
-
-
-@dataclass(slots=True)
-class _Series:
-    """What one label set gathered since the last flush into prometheus-client."""
-
-    labels: tuple[str, ...]
-    status: str
-    requests: int = 0
-    latency_sum: float = 0.0
-    latency: list[int] = field(default_factory=list)
-    ttft_sum: float = 0.0
-    ttft: list[int] = field(default_factory=list)
-    ttft_count: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    tokens_cached: int = 0
-    cost: float = 0.0
-    dirty: bool = False
 
 
 @dataclass(slots=True)
@@ -102,6 +70,9 @@ class Metrics:
     """The gateway's Prometheus metrics (one per Gateway; see the module doc)."""
 
     enabled = True
+    observe: Callable[[Outcome], None]
+    """The outcome observer: the compiled series table's own method (no Python frame
+    of this class on the request path)."""
 
     def __init__(self, settings: MetricsSettings) -> None:
         from prometheus_client import (
@@ -122,7 +93,8 @@ class Metrics:
         reg = self.registry
         labels = SERIES_LABELS
         buckets = tuple(sorted(settings.latency_buckets))
-        self._bounds: list[float] = [*buckets, float("inf")]
+        self._table = SeriesTable([*buckets, float("inf")])
+        self.observe = self._table.observe
         self._requests = Counter(
             "polyroute_requests",
             "Finished requests, by endpoint kind, route, deployment, strategy, A/B arm and "
@@ -232,14 +204,8 @@ class Metrics:
         else:
             ProcessCollector(registry=reg)
         self._Counter, self._Gauge = Counter, Gauge
-        self._series: dict[tuple[Any, ...], _Series] = {}
-        self._dirty: list[_Series] = []
-        self._overflow: _Series | None = None
-        self._errors_children: dict[tuple[str, ...], Any] = {}
-        self._cache_pending: dict[tuple[str, str], int] = {}
         self._sources: list[_Source] = []
         self._gateway: Gateway | None = None
-        self._known_routes: frozenset[str] = frozenset()
         self._deployments: tuple[str, ...] = ()
         self._task: asyncio.Task[None] | None = None
         self._exposition: CollectorRegistry | None = None
@@ -247,71 +213,10 @@ class Metrics:
     def bind(self, gateway: Gateway) -> None:
         """Read gauges from `gateway` at scrape time."""
         self._gateway = gateway
-        self._known_routes = frozenset(gateway.router.policies)
+        self._table.known_routes = frozenset(gateway.router.policies)
         self._deployments = tuple(gateway.router.deployments)
 
-    # -- the request path --------------------------------------------------------------------
-
-    def observe(self, outcome: Outcome) -> None:
-        decision = outcome.decision
-        deployment = outcome.deployment
-        name = deployment.name if deployment is not None else ""
-        if decision is not None:
-            key: tuple[Any, ...] = (
-                outcome.ctx.kind,
-                decision.route,
-                name,
-                decision.strategy,
-                decision.arm,
-                outcome.status,
-            )
-        else:  # failed before routing, or a cache hit: the route only if it is a known name
-            model = outcome.ctx.model
-            route = model if model in self._known_routes else ""
-            key = (outcome.ctx.kind, route, name, "", None, outcome.status)
-        series = self._series.get(key)
-        if series is None:
-            series = self._new_series(key)
-        if not series.dirty:
-            series.dirty = True
-            self._dirty.append(series)
-        series.requests += 1
-        latency = outcome.latency
-        series.latency_sum += latency
-        series.latency[bisect_left(self._bounds, latency)] += 1
-        ttft = outcome.ttft
-        if ttft is not None:
-            series.ttft_count += 1
-            series.ttft_sum += ttft
-            series.ttft[bisect_left(self._bounds, ttft)] += 1
-        usage = outcome.usage
-        if usage is not None:
-            series.tokens_in += usage.prompt_tokens
-            series.tokens_out += usage.completion_tokens
-            series.tokens_cached += usage.cached_tokens
-        cost = outcome.cost
-        if cost:
-            series.cost += cost
-        if not outcome.ok:
-            self._error(series, outcome)
-        cache = getattr(outcome, "cache", None)
-        if cache is not None:
-            pending = self._cache_pending
-            cache_key = (series.labels[1] or OTHER, "hit" if cache == "hit" else "miss")
-            pending[cache_key] = pending.get(cache_key, 0) + 1
-        if outcome.attempts > 1:
-            labels = series.labels
-            self._retries.labels(labels[0], labels[1], labels[2]).inc(outcome.attempts - 1)
-        if (
-            decision is not None
-            and deployment is not None
-            and decision.fan_out is None
-            and decision.plan
-            and deployment is not decision.plan[0]
-        ):
-            labels = series.labels
-            primary = decision.plan[0].name
-            self._fallbacks.labels(labels[0], labels[1], primary, labels[2]).inc()
+    # -- the request path (observe: the series table's, see above) ---------------------------
 
     def feedback(self, feedback: Feedback) -> dict[str, Any] | None:
         return None
@@ -320,45 +225,22 @@ class Metrics:
         """Count a response-cache lookup that no Outcome reports (outcomes with `cache`
         set are counted by `observe`): `route` must be a configured name, anything else
         is counted as ``other``."""
-        if route not in self._known_routes:
-            route = OTHER
-        key = (route, "hit" if hit else "miss")
-        self._cache_pending[key] = self._cache_pending.get(key, 0) + 1
+        table = self._table
+        table.lookup(route if route in table.known_routes else OTHER, hit)
 
-    def _new_series(self, key: tuple[Any, ...]) -> _Series:
-        size = len(self._bounds)
-        if len(self._series) >= MAX_SERIES:  # e.g. a plug-in strategy with unbounded arms
-            overflow = self._overflow
-            if overflow is None:
-                labels = (key[0].value, OTHER, OTHER, OTHER, OTHER)
-                overflow = _Series(labels, OTHER, latency=[0] * size, ttft=[0] * size)
-                self._overflow = overflow
-            return overflow
-        kind, route, deployment, strategy, arm, status = key
-        labels = (kind.value, route, deployment, strategy, arm or "")
-        series = _Series(labels, _status(status), latency=[0] * size, ttft=[0] * size)
-        self._series[key] = series
-        return series
-
-    def _error(self, series: _Series, outcome: Outcome) -> None:
-        error_type = outcome.error_type or "server_error"
-        if error_type not in ERROR_TYPES:
-            error_type = OTHER
-        kind, route, deployment = series.labels[:3]
-        key = (kind, route, deployment, error_type, series.status)
-        child = self._errors_children.get(key)
-        if child is None:
-            child = self._errors_children[key] = self._errors.labels(*key)
-        child.inc()
+    @property
+    def series_count(self) -> int:
+        """Label sets with a series of their own (at most MAX_SERIES; beyond that, new
+        ones share one ``other`` set)."""
+        return len(self._table.series)
 
     # -- moving figures into prometheus-client -------------------------------------------------
 
     def flush(self) -> None:
         """Add what the series gathered to the Prometheus metrics (scrape time, and
         periodically with several workers)."""
-        dirty, self._dirty = self._dirty, []
-        for series in dirty:
-            series.dirty = False
+        table = self._table
+        for series in table.take_dirty():
             labels = series.labels
             if series.requests:
                 self._requests.labels(*labels, series.status).inc(series.requests)
@@ -367,17 +249,28 @@ class Metrics:
             if series.ttft_count:
                 _add_histogram(self._ttft.labels(*labels), series.ttft, series.ttft_sum)
                 series.ttft_count, series.ttft_sum = 0, 0.0
-            for direction in ("in", "out", "cached"):
-                amount = getattr(series, f"tokens_{direction}")
+            tokens = (
+                ("in", series.tokens_in),
+                ("out", series.tokens_out),
+                ("cached", series.tokens_cached),
+            )
+            for direction, amount in tokens:
                 if amount:
                     self._tokens.labels(*labels, direction).inc(amount)
-                    setattr(series, f"tokens_{direction}", 0)
+            series.tokens_in = series.tokens_out = series.tokens_cached = 0
             if series.cost:
                 self._cost.labels(*labels).inc(series.cost)
                 series.cost = 0.0
-        pending, self._cache_pending = self._cache_pending, {}
-        for (route, result), count in pending.items():
-            self._cache.labels(route, result).inc(count)
+        pending: list[tuple[Any, dict[Any, int]]] = [
+            (self._errors, table.errors),
+            (self._retries, table.retries),
+            (self._fallbacks, table.fallbacks),
+            (self._cache, table.cache),
+        ]
+        for metric, counts in pending:
+            for labels, count in counts.items():
+                metric.labels(*labels).inc(count)
+            counts.clear()
 
     def refresh(self) -> None:
         """Flush the counters and set the gauges from the gateway's state now."""
@@ -537,17 +430,6 @@ def _add_histogram(child: Any, counts: list[int], total: float) -> None:
     child._sum.inc(total)
 
 
-_STATUS_TEXT: dict[int, str] = {}
-
-
-def _status(status: int) -> str:
-    text = _STATUS_TEXT.get(status)
-    if text is None:
-        text = str(status) if 100 <= status <= 599 else OTHER
-        _STATUS_TEXT[status] = text
-    return text
-
-
 def _resident_bytes() -> float:
     """This process's resident memory now (Linux), else its peak."""
     try:
@@ -557,4 +439,4 @@ def _resident_bytes() -> float:
         return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
-__all__ = ["Metrics", "NullMetrics"]
+__all__ = ["MAX_SERIES", "Metrics", "NullMetrics"]

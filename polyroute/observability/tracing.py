@@ -24,7 +24,6 @@ provider's `send` of this gateway instance when it is built.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import sys
 from collections.abc import Awaitable, Callable
@@ -38,10 +37,13 @@ from polyroute.outcomes import Feedback, Outcome
 from polyroute.providers.base import UpstreamRequest, UpstreamResponse
 
 if TYPE_CHECKING:
+    from polyroute.context import RequestContext
     from polyroute.deployment import Deployment
     from polyroute.execution.executor import Attempt, AttemptRunner
     from polyroute.gateway import Gateway
     from polyroute.providers.request import Timeouts
+    from polyroute.routing.decision import Decision
+    from polyroute.routing.router import Decide
 
 T = TypeVar("T")
 
@@ -104,36 +106,28 @@ class Tracing:
         """Wrap this gateway's router, executor and providers so they make spans."""
         router = gateway.router
         executor = gateway.executor
-        # an instance attribute shadows the router's method for this gateway only (the
-        # router is not compiled); the compiled executor has a hook instead
-        setattr(router, "decide", self._traced_decide(router.decide))  # noqa: B010
+        router.wrap_decide = self._traced_decide  # hooks: both are compiled (setup.py)
         executor.wrap_attempt = self._traced_attempt
         executor.providers = {
             name: TracedProvider(provider, name, self)
             for name, provider in executor.providers.items()
         }
 
-    def _traced_decide(self, decide: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def _traced_decide(self, decide: Decide, ctx: RequestContext) -> Decision:
         from polyroute.observability.request_log import propensity
 
-        tracer = self.tracer
-
-        @functools.wraps(decide)
-        def traced(ctx: Any) -> Any:
-            with tracer.start_as_current_span("polyroute.route") as span:
-                decision = decide(ctx)
-                span.set_attribute("polyroute.route", decision.route)
-                span.set_attribute("polyroute.strategy", decision.strategy)
-                span.set_attribute("polyroute.deployment", decision.deployment.name)
-                span.set_attribute("polyroute.path", list(decision.path))
-                chance = propensity(decision)
-                if chance is not None:
-                    span.set_attribute("polyroute.propensity", chance)
-                if decision.arm is not None:
-                    span.set_attribute("polyroute.arm", decision.arm)
-                return decision
-
-        return traced
+        with self.tracer.start_as_current_span("polyroute.route") as span:
+            decision = decide(ctx)
+            span.set_attribute("polyroute.route", decision.route)
+            span.set_attribute("polyroute.strategy", decision.strategy)
+            span.set_attribute("polyroute.deployment", decision.deployment.name)
+            span.set_attribute("polyroute.path", list(decision.path))
+            chance = propensity(decision)
+            if chance is not None:
+                span.set_attribute("polyroute.propensity", chance)
+            if decision.arm is not None:
+                span.set_attribute("polyroute.arm", decision.arm)
+            return decision
 
     async def _traced_attempt(
         self,

@@ -9,14 +9,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from polyroute.context import RequestContext
 from polyroute.registry import Registry
 from polyroute.routing.pricing import estimate_cost
 from polyroute.routing.target import Target
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # plug-in filters subclass it
 class Filter(ABC):
-    """Rejects a target for a request, or lets it through (returns None)."""
+    """Rejects a target for a request, or lets it through (returns None).
+
+    Compiled (setup.py), so the policy calls the built-in filters natively; a plug-in's
+    subclass is plain Python and is called through its method as before."""
 
     name: ClassVar[str]
     advisory: ClassVar[bool] = False

@@ -1,14 +1,18 @@
-"""Router: maps the `model` a client asked for to its policy and returns the Decision."""
+"""Router: maps the `model` a client asked for to its policy and returns the Decision.
+Compiled (setup.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from polyroute.context import RequestContext
 from polyroute.deployment import Deployment
 from polyroute.errors import InvalidRequest, NotFound, PermissionDenied
 from polyroute.routing.decision import Decision
 from polyroute.routing.policy import Policy
+
+Decide = Callable[[RequestContext], Decision]
+DecideWrapper = Callable[[Decide, RequestContext], Decision]
 
 
 class Router:
@@ -26,6 +30,9 @@ class Router:
         self.deployments = dict(deployments)
         self.default_route = default_route
         self.listed = listed or tuple(self.policies)
+        self.wrap_decide: DecideWrapper | None = None
+        """Set by tracing: called with the undecorated `decide` and the context. A hook
+        rather than a replaced method: compiled, an instance attribute cannot shadow one."""
 
     def policy_for(self, model: str) -> Policy:
         policy = self.policies.get(model)
@@ -39,6 +46,12 @@ class Router:
 
     def decide(self, ctx: RequestContext) -> Decision:
         """The decision for `ctx`; raises NotFound / PermissionDenied / InvalidRequest."""
+        wrap = self.wrap_decide
+        if wrap is not None:
+            return wrap(self._decide, ctx)
+        return self._decide(ctx)
+
+    def _decide(self, ctx: RequestContext) -> Decision:
         model = ctx.model
         if not model:
             if self.default_route is None:

@@ -1,9 +1,11 @@
-"""In-process state: one gateway process (the embedded default). Live stats and the retry
-budget, which every request touches, live in the compiled `state/local_stats.py`."""
+"""In-process state: one gateway process (the embedded default): the circuit breakers,
+compiled (setup.py); live stats and the retry budget are in `state/local_stats.py`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from mypy_extensions import mypyc_attr
 
 from polyroute.clock import Clock
 from polyroute.config.schema import BreakerConfig
@@ -29,6 +31,7 @@ class _Breaker:
     last_ejected_at: float = float("-inf")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # RedisBreakers extends it
 class MemoryBreakers:
     """Circuit breakers for the deployments of one process (see state.base.CircuitBreakers).
 

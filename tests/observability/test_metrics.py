@@ -101,7 +101,7 @@ def test_client_input_never_becomes_a_label() -> None:
     for index in range(MAX_SERIES + 10):  # a strategy inventing arms: new label sets
         unbounded.decision.arm = f"arm-{index}"
         metrics.observe(unbounded)
-    assert len(metrics._series) <= MAX_SERIES
+    assert metrics.series_count <= MAX_SERIES
     capped = scrape(gw)
     assert sum_samples(capped, "polyroute_requests_total", route="other", arm="other") > 0
     assert sum(1 for key in capped if key.startswith("polyroute_requests_total")) <= MAX_SERIES + 1

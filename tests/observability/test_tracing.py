@@ -86,7 +86,7 @@ async def test_spans_for_routing_attempts_and_upstream_calls() -> None:
 def test_tracing_off_adds_nothing() -> None:
     gateway = Gateway.from_config(parse_config(CONFIG.replace("CLOSED", "9")))
     assert gateway.telemetry.tracing is None
-    assert "decide" not in vars(gateway.router)  # the router's own method, unwrapped
+    assert gateway.router.wrap_decide is None  # the router's own method, unwrapped
     assert not create_app(gateway).middlewares
 
 
@@ -102,7 +102,7 @@ def test_tracing_from_config(capsys: pytest.CaptureFixture[str]) -> None:
     gateway = Gateway.from_config(parse_config(text))
     tracing = gateway.telemetry.tracing
     assert tracing is not None
-    assert "decide" in vars(gateway.router)
+    assert gateway.router.wrap_decide is not None
     body = {"messages": [{"role": "user", "content": "hi"}]}
     ctx = RequestContext(request_id="r", kind=EndpointKind.CHAT, model="flaky", body=body)
     assert gateway.router.decide(ctx).plan

@@ -6,52 +6,62 @@ validate their own config) and a `resolve` callable that turns target names into
 
 To add one: subclass Strategy, give it `name` and `Options`, and register it in STRATEGIES
 (or name it in a config as ``"package.module:Class"``).
+
+Compiled (setup.py): the policy calls a compiled strategy's `rank` natively; a plug-in's
+subclass is plain Python (Strategy allows interpreted subclasses).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from mypy_extensions import mypyc_attr
 
 from polyroute.context import RequestContext
 from polyroute.registry import Registry
 from polyroute.routing.decision import FanOut
 from polyroute.routing.runtime import Runtime
+from polyroute.routing.strategies.options import StrategyOptions
 from polyroute.routing.target import Target
 
 Resolve = Callable[[str, tuple[str | int, ...]], Target]
 """resolve(name, options_path) -> the deployment or route named; raises on unknown names."""
 
 
-class StrategyOptions(BaseModel):
-    """Base for strategy options: unknown keys are config errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Ranking:
-    """The strategy's answer: targets best first, and the signals behind the order."""
+    """The strategy's answer: targets best first, and the signals behind the order.
+    (Its own `__init__`: compiled, the generated one would run interpreted.)"""
 
     targets: list[Target]
-    signals: dict[str, Any] = field(default_factory=dict)
-    fan_out: FanOut | None = None
+    signals: dict[str, Any]
+    fan_out: FanOut | None
     """An ensemble's: call all `targets` at once instead of trying them in order."""
 
+    def __init__(
+        self,
+        targets: list[Target],
+        signals: dict[str, Any] | None = None,
+        fan_out: FanOut | None = None,
+    ) -> None:
+        self.targets = targets
+        self.signals = {} if signals is None else signals
+        self.fan_out = fan_out
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Strategy(ABC):
     """Orders a route's candidate targets for one request."""
 
     name: ClassVar[str]
     Options: ClassVar[type[StrategyOptions]]
 
-    @abstractmethod
-    def __init__(self, options: Any, resolve: Resolve) -> None:
-        """Build from validated options; resolve target names here, once."""
+    def __init__(self, options: Any, resolve: Resolve) -> None:  # noqa: B027 - the signature
+        """Build from validated options; resolve target names here, once. (Not abstract:
+        compiled, an abstract `__init__` with arguments does not build, mypyc 2.4.1.)"""
 
     @property
     @abstractmethod
@@ -86,3 +96,5 @@ STRATEGIES: Registry[type[Strategy]] = Registry(
     },
     accepts=lambda obj: isinstance(obj, type) and issubclass(obj, Strategy),
 )
+
+__all__ = ["STRATEGIES", "Ranking", "Resolve", "Strategy", "StrategyOptions"]

@@ -3,7 +3,8 @@
 Rules are compiled once at load. Rules that require an equality on some field (e.g.
 ``caller.team: search``) are indexed by that field's value, so a decision looks up the
 few rules that can match instead of testing every rule: with 1,000 team rules a request
-tests a handful (see bench/rules_scaling.py).
+tests a handful (see bench/rules_scaling.py). Compiled (setup.py); the options, pydantic
+models, live in routing/rules/options.py.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from polyroute.context import RequestContext
 from polyroute.routing.rules.conditions import (
     ConditionError,
@@ -25,23 +24,9 @@ from polyroute.routing.rules.conditions import (
     index_keys,
 )
 from polyroute.routing.rules.fields import Getter, compile_field
-from polyroute.routing.strategies.base import Ranking, Resolve, Strategy, StrategyOptions
+from polyroute.routing.rules.options import RulesOptions, RuleSpec
+from polyroute.routing.strategies.base import Ranking, Resolve, Strategy
 from polyroute.routing.target import Target
-
-
-class RuleSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str | None = None
-    when: dict[str, Any] = Field(min_length=1)
-    target: str
-    priority: int = Field(0, description="higher first; ties keep the order written")
-
-
-class RulesOptions(StrategyOptions):
-    rules: list[RuleSpec] = Field(min_length=1)
-    default: str | None = Field(None, description="target when no rule matches")
-    timezone: str = Field("UTC", description="for time.* fields, e.g. Asia/Shanghai")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +128,6 @@ _MAX_MERGED = 1024
 
 def _order(rule: _Rule) -> int:
     return rule.order
+
+
+__all__ = ["RuleSpec", "RulesOptions", "RulesStrategy"]
