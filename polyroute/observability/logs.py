@@ -293,7 +293,7 @@ class SinkHandler(logging.Handler):
 
 INSTALLED: list[LogSink] = []
 """The sink `configure_logging` installed in this process (none or one). The list is
-replaced in place, never rebound, so the compiled access log can read it directly."""
+changed in place, never rebound, so the compiled access log can read it directly."""
 
 
 def current_sink() -> LogSink | None:
