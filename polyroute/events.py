@@ -12,11 +12,10 @@ def event_ends(data: bytes) -> list[int]:
     """Where each complete event in `data` ends (after its blank line).
 
     Streams are LF-delimited in practice: found by looking for single LFs, which
-    bytes.find does with memchr (a two-byte pattern, or `in`, takes the general search:
-    about a third of this function's time per upstream chunk, measured compiled). The
-    regex (CRLF too) runs only when a CR is present: a pattern that may start with an
-    optional CR is tried at every position (callgrind: a third of a streamed request's
-    instructions).
+    bytes.find does with memchr (a two-byte pattern, or `in`, takes CPython's general
+    search: 558 ns per 239-byte chunk compiled, against 246 ns this way). The regex (CRLF
+    too) runs only when a CR is present: a pattern that may start with an optional CR is
+    tried at every position (callgrind: a third of a streamed request's instructions).
     """
     if data.find(b"\r") >= 0:
         return [match.end() for match in _EVENT_END.finditer(data)]

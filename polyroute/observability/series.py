@@ -112,21 +112,10 @@ class SeriesTable:
         cost = outcome.cost
         if cost:
             series.cost += cost
-        if not outcome.ok or outcome.cache is not None or outcome.attempts > 1:
-            self._count_events(series, outcome)
-        if (
-            decision is not None
-            and deployment is not None
-            and decision.fan_out is None
-            and decision.plan
-            and deployment is not decision.plan[0]
-        ):
-            labels = series.labels
-            fallback_key = (labels[0], labels[1], decision.plan[0].name, labels[2])
-            self.fallbacks[fallback_key] = self.fallbacks.get(fallback_key, 0) + 1
+        self._count_events(series, outcome)
 
     def _count_events(self, series: Series, outcome: Outcome) -> None:
-        """An error, a cache lookup, retries: counted by their own labels."""
+        """An error, a cache lookup, retries, a fallback: counted by their own labels."""
         labels = series.labels
         if not outcome.ok:
             error_type = outcome.error_type or "server_error"
@@ -140,6 +129,17 @@ class SeriesTable:
         if outcome.attempts > 1:
             retry_key = (labels[0], labels[1], labels[2])
             self.retries[retry_key] = self.retries.get(retry_key, 0) + outcome.attempts - 1
+        decision = outcome.decision
+        deployment = outcome.deployment
+        if (
+            decision is not None
+            and deployment is not None
+            and decision.fan_out is None
+            and decision.plan
+            and deployment is not decision.plan[0]
+        ):
+            fallback_key = (labels[0], labels[1], decision.plan[0].name, labels[2])
+            self.fallbacks[fallback_key] = self.fallbacks.get(fallback_key, 0) + 1
 
     def lookup(self, route: str, hit: bool) -> None:
         """Count a response-cache lookup under `route` (already a bounded label)."""
