@@ -22,6 +22,10 @@ from polyroute.kinds import EndpointKind
 from polyroute.outcomes import Usage
 
 _MAX_EVENT = 1 << 20
+# OpenAI puts `"usage": null` in every chunk of a stream that asked for usage; such an
+# event carries no figures and is not parsed (compact and spaced JSON; other spellings
+# are parsed and give None all the same)
+_NULL_USAGE = (b'"usage":null', b'"usage": null')
 
 
 def usage_of(kind: EndpointKind, answer: dict[str, Any]) -> Usage | None:
@@ -139,7 +143,8 @@ class StreamUsage:
 
     def _read(self, event: bytes) -> bool:
         """Record the usage of a usage-only event; True if `event` was one."""
-        if b'"usage"' not in event:
+        at = event.find(b'"usage"')
+        if at < 0 or event.startswith(_NULL_USAGE, at):
             return False
         body = event.strip()
         if not body.startswith(b"data:"):

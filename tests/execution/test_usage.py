@@ -69,3 +69,16 @@ def test_only_usage_only_events_are_cut_wherever_they_sit() -> None:
         assert meter.usage is not None
         assert meter.usage.total_tokens == 10
         assert meter.events == 6
+
+
+def test_null_usage_in_every_chunk_passes_and_the_last_one_counts() -> None:
+    # OpenAI's shape once include_usage is on: `"usage": null` in each content chunk
+    spaced = b'data: {"choices":[{"index":0,"delta":{"content":"a"}}], "usage": null}'
+    compact = b'data: {"choices":[{"index":0,"delta":{"content":"b"}}],"usage":null}'
+    data = b"\n\n".join([spaced, compact, LAST, b"data: [DONE]"]) + b"\n\n"
+    for size in (1, 9, 50, len(data)):
+        out, meter = run(data, size, withhold=True)
+        assert out == b"\n\n".join([spaced, compact, b"data: [DONE]"]) + b"\n\n"
+        assert meter.usage is not None
+        assert meter.usage.prompt_tokens == 7
+        assert meter.events == 4
