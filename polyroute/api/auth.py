@@ -126,25 +126,19 @@ class KeyStore:
 
     async def authenticate(self, authorization: str | None) -> Caller:
         """The caller for an Authorization header value; raises AuthenticationFailed."""
+        if not self.enabled:
+            return ANONYMOUS  # no key exists anywhere: every caller is anonymous, unhashed
         if not authorization:
-            if not self.enabled:
-                return ANONYMOUS
             raise AuthenticationFailed(
                 "Missing API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
             )
-        if not self._callers and not self.enabled:
-            return ANONYMOUS  # no key exists anywhere: nothing to hash a key against
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            if not self.enabled:
-                return ANONYMOUS
             raise AuthenticationFailed(BAD_KEY)
         digest = hash_key(token)
         entry = self._callers.get(digest)
         if entry is None:
-            if not self.enabled:
-                return ANONYMOUS
             if self._source is not None:
                 entry = await self._lookup(digest)
             if entry is None:
