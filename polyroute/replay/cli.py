@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from polyroute.kinds import EndpointKind
-    from polyroute.replay import engine, report, sources
+    from polyroute.replay import dataset, engine, report, sources
     from polyroute.routing.build import build_router
 
     if args.limit is not None and args.limit < 1:
@@ -122,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         names = args.policy or engine.default_policy_names(first)
         policies = engine.build_policies(configs, names, build_router)
         mapping = _mapping(args.map, build_router(first))
-        result = engine.replay_dataset(
+        result = dataset.replay_dataset(
             items,
             policies,
             mapping,
